@@ -1,0 +1,147 @@
+"""Versioned broker messages.
+
+Schema evolution follows msgspec's rules: a new field gets a default, a field's type never changes, a
+breaking change is a new struct with a new tag (``….v2``). Every struct carries its tag in ``kind``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+import msgspec
+
+from .status import Channel, Status
+
+Flow = Literal["OTP", "STANDARD"]
+
+
+class _Message(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
+    pass
+
+
+class SendSms(_Message, tag="send.sms.v1", frozen=True, kw_only=True):
+    """Gateway → sms-dispatcher: deliver one SMS that the gateway has stored as QUEUED."""
+
+    message_id: str
+    tenant_id: str
+    live: bool
+    to: str
+    body: str
+    sender_id: str
+    flow: Flow = "STANDARD"
+    metadata: dict[str, str] = {}
+    external_id: str | None = None
+    accepted_at: datetime
+    expires_at: datetime | None = None
+    attempt: int = 0
+
+
+class SendEmail(_Message, tag="send.email.v1", frozen=True, kw_only=True):
+    """Gateway → email-dispatcher: deliver one email stored as QUEUED."""
+
+    message_id: str
+    tenant_id: str
+    live: bool
+    from_address: str
+    to: list[str]
+    subject: str
+    html: str | None = None
+    text: str | None = None
+    reply_to: str | None = None
+    headers: dict[str, str] = {}
+    metadata: dict[str, str] = {}
+    external_id: str | None = None
+    accepted_at: datetime
+    attempt: int = 0
+
+
+class WhatsAppTemplate(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    language: str
+    body_parameters: list[str] = []
+
+
+class SendWhatsApp(_Message, tag="send.whatsapp.v1", frozen=True, kw_only=True):
+    """Gateway → whatsapp-dispatcher: deliver one text or template message stored as QUEUED."""
+
+    message_id: str
+    tenant_id: str
+    live: bool
+    to: str
+    text: str | None = None
+    template: WhatsAppTemplate | None = None
+    metadata: dict[str, str] = {}
+    external_id: str | None = None
+    accepted_at: datetime
+    attempt: int = 0
+
+
+class StatusEvent(_Message, tag="event.status.v1", frozen=True, kw_only=True):
+    """Something happened to an outbound message. Published by dispatchers and provider-ingest.
+
+    A callback may know only the provider's id (``provider_message_id``); reporting resolves it to our
+    message, or records the event as unmatched. ``event_id`` is deterministic where the source allows,
+    so a redelivered callback is recognised as the same event.
+    """
+
+    event_id: str
+    channel: Channel
+    status: Status
+    occurred_at: datetime
+    source: str
+    message_id: str | None = None
+    tenant_id: str | None = None
+    provider_message_id: str | None = None
+    provider_status: str | None = None
+    error_code: str | None = None
+    error_reason: str | None = None
+    detail: dict[str, Any] = {}
+    raw: str | None = None
+
+
+class InboundEvent(_Message, tag="event.inbound.v1", frozen=True, kw_only=True):
+    """A mobile-originated message (an SMS MO or a WhatsApp message) reached one of our lines."""
+
+    event_id: str
+    channel: Channel
+    sender: str
+    recipient: str
+    body: str
+    received_at: datetime
+    tenant_id: str | None = None
+    provider_message_id: str | None = None
+    raw: str | None = None
+
+
+class StatusChanged(_Message, tag="notify.status.v1", frozen=True, kw_only=True):
+    """Reporting → webhook-fanout and the live stream: an event was recorded on a message's timeline.
+
+    ``status`` is the message's status after the event (which never moves backwards);
+    ``event_status`` is what the event itself reported.
+    """
+
+    event_id: str
+    event_type: str | None
+    tenant_id: str
+    message_id: str
+    channel: Channel
+    status: Status
+    event_status: Status
+    occurred_at: datetime
+    recipient: str
+    live: bool = True
+    provider_message_id: str | None = None
+    error_code: str | None = None
+    error_reason: str | None = None
+    metadata: dict[str, str] = {}
+    detail: dict[str, Any] = {}
+
+
+SendCommand = SendSms | SendEmail | SendWhatsApp
+Event = StatusEvent | InboundEvent
+
+send_decoder: msgspec.json.Decoder[SendCommand] = msgspec.json.Decoder(SendCommand)
+event_decoder: msgspec.json.Decoder[Event] = msgspec.json.Decoder(Event)
+notification_decoder: msgspec.json.Decoder[StatusChanged] = msgspec.json.Decoder(StatusChanged)
+encoder = msgspec.json.Encoder()

@@ -1,0 +1,166 @@
+"""What every service shares at run time: one Mongo client, one broker, health routes, the server.
+
+``build_app`` makes a Litestar app whose lifespan connects MongoDB and RabbitMQ, declares the topology and
+on shutdown stops the broker gracefully (in-flight handlers finish, unacked messages go back to their
+queue) before closing MongoDB.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from faststream.rabbit import RabbitBroker
+from faststream.rabbit.opentelemetry import RabbitTelemetryMiddleware
+from litestar import Litestar, get
+from litestar.response import Response
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from . import logs, telemetry
+from .broker import Publisher, declare_topology, make_broker
+from .errors import EXCEPTION_HANDLERS
+from .mongo import Document, ensure_indexes, make_client, ping
+from .settings import CommonSettings
+
+log = logging.getLogger(__name__)
+
+Hook = Callable[["Runtime"], Awaitable[None]]
+
+
+@dataclass
+class Runtime:
+    """The connected clients of one service process, created in the lifespan."""
+
+    settings: CommonSettings
+    broker: RabbitBroker
+    mongo: AsyncMongoClient[Document] | None = None
+    publisher: Publisher | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def db(self) -> AsyncDatabase[Document]:
+        assert self.mongo is not None, "runtime not started"
+        return self.mongo[self.settings.mongodb_database]
+
+
+def new_broker(settings: CommonSettings) -> RabbitBroker:
+    """The service's broker, traced; subscribers are attached before the app starts."""
+    return make_broker(settings.amqp_url, prefetch=settings.prefetch,
+                       graceful_timeout=settings.shutdown_timeout, name=settings.service_name,
+                       middlewares=[RabbitTelemetryMiddleware()])
+
+
+def build_app(
+    runtime: Runtime,
+    *,
+    route_handlers: Sequence[Any] = (),
+    collections: Sequence[str] = (),
+    delays: dict[str, list[float]] | None = None,
+    on_start: Sequence[Hook] = (),
+    on_stop: Sequence[Hook] = (),
+    start_broker: bool = True,
+    **litestar_kwargs: Any,
+) -> Litestar:
+    """A Litestar app with ``/healthz``, ``/readyz`` and ``/metrics`` plus the service's routes."""
+    settings = runtime.settings
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        runtime.mongo = make_client(settings.mongodb_url)
+        try:
+            await ensure_indexes(runtime.db, list(collections))
+            try:
+                await runtime.broker.connect()
+                await declare_topology(runtime.broker, delays)
+            except Exception as exc:
+                raise RuntimeError(
+                    f"cannot connect to RabbitMQ at {_redact(settings.amqp_url)} (AMQP_URL): {exc}"
+                ) from exc
+            runtime.publisher = Publisher(runtime.broker)
+            for hook in on_start:
+                await hook(runtime)
+            if start_broker:
+                await runtime.broker.start()
+            log.info("started", extra={"port": settings.http_port})
+            yield
+        finally:
+            log.info("stopping: finishing in-flight messages")
+            for hook in on_stop:
+                await hook(runtime)
+            await runtime.broker.stop()
+            await runtime.mongo.close()
+
+    @get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @get("/readyz", include_in_schema=False)
+    async def readyz() -> Response[dict[str, Any]]:
+        broker_ok, mongo_ok = await asyncio.gather(_broker_ready(runtime.broker),
+                                                   _mongo_ready(runtime))
+        ok = broker_ok and mongo_ok
+        body = {"status": "ready" if ok else "not_ready", "broker": broker_ok, "mongodb": mongo_ok}
+        return Response(body, status_code=200 if ok else 503)
+
+    @get("/metrics", include_in_schema=False)
+    async def metrics() -> Response[bytes]:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    app = Litestar(
+        route_handlers=[healthz, readyz, metrics, *route_handlers],
+        lifespan=[lifespan],
+        exception_handlers=EXCEPTION_HANDLERS,
+        **litestar_kwargs,
+    )
+    app.state.runtime = runtime
+    return app
+
+
+async def _broker_ready(broker: RabbitBroker) -> bool:
+    try:
+        return bool(await broker.ping(timeout=2.0))
+    except Exception:  # readiness reports, it does not raise
+        return False
+
+
+async def _mongo_ready(runtime: Runtime) -> bool:
+    if runtime.mongo is None:
+        return False
+    try:
+        async with asyncio.timeout(2.0):
+            return await ping(runtime.mongo)
+    except TimeoutError:
+        return False
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+def serve(app: Litestar, settings: CommonSettings) -> None:
+    """Run the app until SIGTERM/SIGINT, then shut down gracefully."""
+    logs.configure(settings.service_name, settings.log_level, json=settings.log_json)
+    telemetry.setup(settings.service_name)
+    config = uvicorn.Config(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=int(settings.shutdown_timeout),
+    )
+    server = uvicorn.Server(config)
+    server.run()
+    if not server.started:
+        raise SystemExit(1)
