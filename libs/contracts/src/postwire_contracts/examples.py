@@ -4,7 +4,7 @@ from __future__ import annotations
 
 EXAMPLES: dict[str, bytes] = {
     "send.sms.v1": b"""{"kind":"send.sms.v1","message_id":"01JD0000000000000000000000",
-"tenant_id":"ten_demo","live":false,"to":"+447700900123","body":"Your code is 123456",
+"tenant_id":"ten_demo","live":false,"to":"+447911123456","body":"Your code is 123456",
 "sender_id":"Postwire","flow":"OTP","metadata":{"order":"42"},"external_id":"ord-42",
 "accepted_at":"2026-11-21T12:00:00Z","expires_at":"2026-11-21T12:05:00Z","attempt":0}""",
     "send.email.v1": b"""{"kind":"send.email.v1","message_id":"01JD0000000000000000000001",
@@ -24,5 +24,5 @@ EXAMPLES: dict[str, bytes] = {
     "notify.status.v1": b"""{"kind":"notify.status.v1","event_id":"evt_1","event_type":"sms_delivered",
 "tenant_id":"ten_demo","message_id":"01JD0000000000000000000000","channel":"sms",
 "status":"DELIVERED","event_status":"DELIVERED","occurred_at":"2026-11-21T12:00:02Z",
-"recipient":"+447700900123","metadata":{"order":"42"}}""",
+"recipient":"+447911123456","metadata":{"order":"42"}}""",
 }

@@ -19,9 +19,9 @@ from faststream.rabbit import RabbitBroker
 from faststream.rabbit.opentelemetry import RabbitTelemetryMiddleware
 from litestar import Litestar, get
 from litestar.response import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from . import logs, telemetry
 from .broker import Publisher, declare_topology, make_broker

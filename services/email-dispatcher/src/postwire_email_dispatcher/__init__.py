@@ -1,0 +1,1 @@
+"""The email dispatcher: consumes `send.email` commands."""

@@ -1,0 +1,1 @@
+"""The whatsapp dispatcher: consumes `send.whatsapp` commands."""

@@ -1,0 +1,1 @@
+"""``postwire``: the operator's command line (bootstrap tenants, keys, sender ids) and ``postwire dev``."""

@@ -1,0 +1,16 @@
+"""`python -m postwire_whatsapp_dispatcher` / `postwire-whatsapp-dispatcher`."""
+
+from __future__ import annotations
+
+from postwire_platform.cli_main import run_service
+
+from .app import create_app
+from .settings import Settings
+
+
+def main() -> None:
+    run_service(Settings, create_app)
+
+
+if __name__ == "__main__":
+    main()
