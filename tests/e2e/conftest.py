@@ -5,6 +5,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from postwire_testing.fake_carrier import FakeCarrier
 from postwire_testing.servers import rabbit_vhost
 from postwire_testing.system import DevSystem

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from postwire_testing.servers import rabbit_vhost
 from postwire_testing.system import free_port_block
 

@@ -6,6 +6,7 @@ import asyncio
 
 import httpx
 import pytest
+
 from postwire_testing.fake_carrier import FakeCarrier
 from postwire_testing.system import DevSystem
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import msgspec
 import pytest
+
 from postwire_contracts import messages, topology
 from postwire_contracts.examples import EXAMPLES
 from postwire_contracts.status import Channel, Status, can_transition, resolve, webhook_event_type

@@ -5,6 +5,8 @@ import asyncio
 import msgspec
 import pytest
 from faststream.rabbit import RabbitBroker
+from pymongo.asynchronous.database import AsyncDatabase
+
 from postwire_contracts import topology
 from postwire_contracts.messages import SendSms
 from postwire_platform.broker import (
@@ -18,7 +20,6 @@ from postwire_platform.clock import utcnow
 from postwire_platform.mongo import Document
 from postwire_platform.settings import CommonSettings, SettingsError, load_settings
 from postwire_platform.tenancy import create_key, create_tenant, find_key, hash_key
-from pymongo.asynchronous.database import AsyncDatabase
 
 
 class _S(CommonSettings, frozen=True, kw_only=True):

@@ -14,6 +14,7 @@ import msgspec
 from fast_depends.msgspec import MsgSpecSerializer
 from faststream.rabbit import ExchangeType, RabbitBroker, RabbitExchange, RabbitQueue
 from faststream.rabbit.schemas import Channel
+
 from postwire_contracts import topology
 
 log = logging.getLogger(__name__)

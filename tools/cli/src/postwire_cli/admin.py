@@ -6,6 +6,8 @@ import argparse
 import os
 from typing import Any
 
+from pymongo.asynchronous.database import AsyncDatabase
+
 from postwire_platform import tenancy
 from postwire_platform.mongo import (
     API_KEYS,
@@ -15,7 +17,6 @@ from postwire_platform.mongo import (
     ensure_indexes,
     make_client,
 )
-from pymongo.asynchronous.database import AsyncDatabase
 
 DEFAULT_MONGODB_URL = "mongodb://127.0.0.1:27027/?retryWrites=false"
 
