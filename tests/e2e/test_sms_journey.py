@@ -78,3 +78,35 @@ async def test_killing_the_dispatcher_mid_load_loses_nothing_and_sends_nothing_t
             client.get(f"/v1/sms/{i}", headers=auth) for i in ids))
     assert {s.json()["data"]["status"] for s in statuses} == {"DELIVERED"}
     assert all(carrier.count_for(i) == 1 for i in ids)
+
+
+async def test_sigterm_to_the_dispatcher_mid_load_finishes_or_returns_in_flight_work(
+    system: DevSystem, carrier: FakeCarrier
+) -> None:
+    info = system.info
+    live = cli(system.mongodb_url, "keys", "create", "--tenant", info["tenant_id"], "--scopes",
+               "send:sms,read:sms", "--live")["key"]
+    auth = {"Authorization": f"Bearer {live}"}
+    async with httpx.AsyncClient(base_url=info["gateway"], timeout=30) as client:
+        semaphore = asyncio.Semaphore(20)
+
+        async def send(i: int) -> str:
+            async with semaphore:
+                r = await client.post("/v1/sms/send", headers=auth, json=send_body(
+                    info["sender_id"], to=f"+4479112{i:05d}", body=f"graceful {i}"))
+                assert r.status_code == 201, r.text
+                return str(r.json()["data"]["id"])
+
+        sending = asyncio.gather(*(send(i) for i in range(200)))
+        start = len(carrier.submissions)
+        while len(carrier.submissions) < start + 20:
+            await asyncio.sleep(0.05)
+        # supervisorctl restart: SIGTERM, wait for the graceful exit, start again
+        restarted = await asyncio.to_thread(system.supervisorctl, "restart", "sms-dispatcher")
+        assert "started" in restarted
+        ids = await sending
+        for message_id in ids:
+            await wait_status(client, live, message_id, {"DELIVERED", "FAILED"}, timeout=120)
+        statuses = await asyncio.gather(*(client.get(f"/v1/sms/{i}", headers=auth) for i in ids))
+    assert {s.json()["data"]["status"] for s in statuses} == {"DELIVERED"}
+    assert all(carrier.count_for(i) == 1 for i in ids)
