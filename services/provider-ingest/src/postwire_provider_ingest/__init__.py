@@ -1,0 +1,1 @@
+"""provider-ingest: the endpoints carriers call back; verifies, normalises and publishes events."""

@@ -1,0 +1,187 @@
+"""The dispatch of one ``SendSms``: claim, report PROCESSING, submit, record, report the outcome.
+
+No broker code here: events and delayed retries go through an ``EventSink`` (the platform ``Publisher``
+fits). The outcome is written to the claim before its events are published, so a crash anywhere after the
+carrier call is covered: the redelivered command finds the recorded outcome and republishes the same
+events (same ``event_id``) without calling the carrier again.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+import msgspec
+from prometheus_client import Counter
+
+from postwire_contracts import topology
+from postwire_contracts.messages import SendSms, StatusEvent
+from postwire_contracts.status import Channel, Status
+from postwire_platform.clock import Clock, utcnow
+from postwire_platform.mongo import Document
+
+from .carrier import (
+    PermanentCarrierError,
+    SmsCarrier,
+    SubmitRequest,
+    TransientCarrierError,
+    callback_url,
+)
+from .claims import FAILED, SENT, Claim, Claims
+
+log = logging.getLogger(__name__)
+
+SOURCE = "sms-dispatcher"
+OUTCOMES = Counter("postwire_sms_dispatch_total", "SMS dispatch outcomes", ["outcome", "carrier"])
+
+
+class EventSink(Protocol):
+    """Where events and delayed commands go (``postwire_platform.broker.Publisher`` fits)."""
+
+    async def publish(self, message: msgspec.Struct, routing_key: str, *,
+                      message_id: str | None = None, headers: dict[str, Any] | None = None) -> None:
+        """Publish with a confirm; raise when it was not confirmed."""
+        ...
+
+    async def delay(self, message: msgspec.Struct, target_queue: str, seconds: float, *,
+                    message_id: str | None = None) -> None:
+        """Return ``message`` to ``target_queue`` after ``seconds``."""
+        ...
+
+
+@dataclass(frozen=True)
+class Carriers:
+    """The sandbox for test keys and the HTTP carrier (None when ``SMS_CARRIER_URL`` is empty)."""
+
+    sandbox: SmsCarrier
+    live: SmsCarrier | None
+
+
+@dataclass(frozen=True)
+class DispatchConfig:
+    """What dispatch needs from the settings."""
+
+    dlr_callback_url: str
+    dlr_token: str
+    retry_delays: list[float]
+    recheck_seconds: float
+
+
+class Dispatcher:
+    """Delivers each ``SendSms`` at most once to a carrier, whatever the broker redelivers."""
+
+    def __init__(self, claims: Claims, sink: EventSink, carriers: Carriers, config: DispatchConfig,
+                 clock: Clock = utcnow) -> None:
+        self._claims = claims
+        self._sink = sink
+        self._carriers = carriers
+        self._config = config
+        self._clock = clock
+
+    async def dispatch(self, cmd: SendSms) -> None:
+        """Handle one delivery of ``cmd``; returning normally means it may be acked."""
+        claim = await self._claims.acquire(cmd.message_id, self._clock())
+        if claim.kind == "finished":
+            log.info("already dispatched; republishing its outcome",
+                     extra={"message_id": cmd.message_id, "state": claim.doc["state"]})
+            await self._publish_outcome(cmd, claim.doc)
+            return
+        if claim.kind == "held":
+            log.info("claim held by a live lease; re-checking later",
+                     extra={"message_id": cmd.message_id, "owner": claim.doc.get("owner")})
+            await self._sink.delay(cmd, topology.SMS_SEND_QUEUE, self._config.recheck_seconds)
+            return
+        await self._publish(processing_event(cmd, claim.doc))
+        await self._submit(cmd, claim)
+
+    async def _submit(self, cmd: SendSms, claim: Claim) -> None:
+        carrier_name = "http" if cmd.live else "sandbox"
+        carrier = self._carriers.live if cmd.live else self._carriers.sandbox
+        if carrier is None:
+            await self._fail(cmd, carrier_name, "no_carrier", "no live SMS carrier is configured")
+            return
+        if cmd.expires_at is not None and self._clock() >= cmd.expires_at:
+            await self._fail(cmd, carrier_name, "expired", "the message expired before it was sent")
+            return
+        request = SubmitRequest(
+            message_id=cmd.message_id, sender=cmd.sender_id, to=cmd.to, text=cmd.body,
+            callback_url=callback_url(self._config.dlr_callback_url, self._config.dlr_token,
+                                      cmd.message_id),
+        )
+        try:
+            result = await carrier.submit(request)
+        except PermanentCarrierError as exc:
+            await self._fail(cmd, carrier_name, exc.code, exc.reason)
+            return
+        except TransientCarrierError as exc:
+            await self._retry_or_fail(cmd, claim, carrier_name, str(exc))
+            return
+        doc = await self._claims.finish(cmd.message_id, self._clock(), SENT, {
+            "carrier": carrier_name, "provider_message_id": result.carrier_id})
+        OUTCOMES.labels(outcome="sent", carrier=carrier_name).inc()
+        log.info("sent", extra={"message_id": cmd.message_id, "carrier": carrier_name,
+                                "provider_message_id": result.carrier_id})
+        await self._publish(outcome_event(cmd, doc))
+
+    async def _retry_or_fail(self, cmd: SendSms, claim: Claim, carrier_name: str,
+                             error: str) -> None:
+        delays = self._config.retry_delays
+        attempts = claim.attempts
+        if attempts > len(delays):
+            await self._fail(cmd, carrier_name, "carrier_unavailable",
+                             f"carrier unavailable after {attempts} attempts: {error}")
+            return
+        seconds = delays[attempts - 1]
+        log.warning("carrier unavailable; retrying: %s", error, extra={
+            "message_id": cmd.message_id, "attempt": attempts, "retry_in": seconds, "error": error})
+        OUTCOMES.labels(outcome="retried", carrier=carrier_name).inc()
+        await self._claims.release(cmd.message_id, self._clock(), error)
+        retry = msgspec.structs.replace(cmd, attempt=attempts)
+        await self._sink.delay(retry, topology.SMS_SEND_QUEUE, seconds)
+
+    async def _fail(self, cmd: SendSms, carrier_name: str, code: str, reason: str) -> None:
+        doc = await self._claims.finish(cmd.message_id, self._clock(), FAILED, {
+            "carrier": carrier_name, "error_code": code, "error_reason": reason})
+        OUTCOMES.labels(outcome="failed", carrier=carrier_name).inc()
+        log.info("failed", extra={"message_id": cmd.message_id, "error_code": code})
+        await self._publish(outcome_event(cmd, doc))
+
+    async def _publish_outcome(self, cmd: SendSms, doc: Document) -> None:
+        """Republish everything a finished claim stands for (PROCESSING, then SENT or FAILED)."""
+        await self._publish(processing_event(cmd, doc))
+        await self._publish(outcome_event(cmd, doc))
+
+    async def _publish(self, event: StatusEvent) -> None:
+        await self._sink.publish(event, topology.status_key(Channel.SMS), message_id=event.event_id)
+
+
+def processing_event(cmd: SendSms, doc: Document) -> StatusEvent:
+    """PROCESSING, timed when the message was first claimed (identical on every republish)."""
+    return StatusEvent(
+        event_id=f"{cmd.message_id}:processing", channel=Channel.SMS, status=Status.PROCESSING,
+        occurred_at=_at(doc, "created_at"), source=SOURCE, message_id=cmd.message_id,
+        tenant_id=cmd.tenant_id,
+    )
+
+
+def outcome_event(cmd: SendSms, doc: Document) -> StatusEvent:
+    """SENT or FAILED from the recorded claim."""
+    common: dict[str, Any] = {
+        "channel": Channel.SMS, "occurred_at": _at(doc, "finished_at"), "source": SOURCE,
+        "message_id": cmd.message_id, "tenant_id": cmd.tenant_id,
+        "detail": {"carrier": doc.get("carrier")},
+    }
+    if doc["state"] == SENT:
+        return StatusEvent(event_id=f"{cmd.message_id}:sent", status=Status.SENT,
+                           provider_message_id=doc.get("provider_message_id"), **common)
+    return StatusEvent(event_id=f"{cmd.message_id}:failed", status=Status.FAILED,
+                       error_code=doc.get("error_code"), error_reason=doc.get("error_reason"),
+                       **common)
+
+
+def _at(doc: Document, key: str) -> datetime:
+    value = doc.get(key) or doc.get("updated_at")
+    assert isinstance(value, datetime), f"claim {doc.get('_id')} has no {key}"
+    return value

@@ -1,0 +1,210 @@
+"""sms-dispatcher against real RabbitMQ, SecantusDB and a fake HTTP carrier on a real port."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import AutoReconnect
+
+from postwire_contracts import topology
+from postwire_contracts.messages import SendSms
+from postwire_contracts.status import Status
+from postwire_platform.broker import EXCHANGE, dead_queue
+from postwire_platform.clock import utcnow
+from postwire_platform.mongo import DISPATCHES, Document
+from postwire_sms_dispatcher import app as sms_app
+from postwire_testing.fake_carrier import FakeCarrier
+
+from .sms_support import EventTap, command, make_settings, running
+
+
+async def test_live_send_is_submitted_once_and_reported(
+        tap: EventTap, amqp_url: str, mongodb_url: str, db_name: str,
+        db: AsyncDatabase[Document]) -> None:
+    async with FakeCarrier() as fake, running(make_settings(
+            amqp_url, mongodb_url, db_name, sms_carrier_url=fake.url, sms_carrier_token="tok")):
+        cmd = command()
+        await tap.publisher.publish(cmd, topology.SEND_SMS)
+        sent = await tap.wait_for(cmd.message_id, Status.SENT)
+
+        statuses = [e.status for e in tap.of(cmd.message_id)]
+        assert statuses == [Status.PROCESSING, Status.SENT]
+        processing = tap.of(cmd.message_id, Status.PROCESSING)[0]
+        assert processing.event_id == f"{cmd.message_id}:processing"
+        assert processing.source == "sms-dispatcher" and processing.tenant_id == "ten_test"
+        assert fake.count_for(cmd.message_id) == 1
+        sub = fake.submissions[0]
+        assert (sub.to, sub.text, sub.sender) == (cmd.to, cmd.body, "Postwire")
+        assert sent.event_id == f"{cmd.message_id}:sent"
+        assert sent.provider_message_id == sub.carrier_id
+        assert sent.detail == {"carrier": "http"}
+        assert sub.idempotency_key == cmd.message_id
+        assert fake.requests[0].headers["authorization"] == "Bearer tok"
+        query = parse_qs(urlsplit(sub.callback_url or "").query)
+        assert query == {"token": ["dev-dlr-token"], "mid": [cmd.message_id]}
+        claim = await db[DISPATCHES].find_one({"_id": cmd.message_id})
+        assert claim is not None and claim["state"] == "sent"
+        assert claim["provider_message_id"] == sub.carrier_id
+
+
+async def test_duplicate_deliveries_never_send_twice(
+        tap: EventTap, amqp_url: str, mongodb_url: str, db_name: str) -> None:
+    async with FakeCarrier() as fake, running(make_settings(
+            amqp_url, mongodb_url, db_name, sms_carrier_url=fake.url)):
+        cmd = command()
+        await tap.publisher.publish(cmd, topology.SEND_SMS)
+        await tap.publisher.publish(cmd, topology.SEND_SMS)
+        await tap.wait_for(cmd.message_id, Status.SENT, count=2)
+        await tap.publisher.publish(cmd, topology.SEND_SMS)
+        await tap.wait_for(cmd.message_id, Status.SENT, count=3)
+
+        assert fake.count_for(cmd.message_id) == 1
+        sent = tap.of(cmd.message_id, Status.SENT)
+        assert {e.event_id for e in sent} == {f"{cmd.message_id}:sent"}
+        assert len({(e.occurred_at, e.provider_message_id) for e in sent}) == 1
+        processing = tap.of(cmd.message_id, Status.PROCESSING)
+        assert {e.event_id for e in processing} == {f"{cmd.message_id}:processing"}
+
+
+async def test_transient_failures_retry_through_the_delay_queue(
+        tap: EventTap, amqp_url: str, mongodb_url: str, db_name: str,
+        db: AsyncDatabase[Document]) -> None:
+    async with FakeCarrier() as fake, running(make_settings(
+            amqp_url, mongodb_url, db_name, sms_carrier_url=fake.url)):
+        fake.fail_next(2, status=503)
+        cmd = command()
+        await tap.publisher.publish(cmd, topology.SEND_SMS)
+        sent = await tap.wait_for(cmd.message_id, Status.SENT)
+
+        assert fake.count_for(cmd.message_id) == 1
+        assert sent.provider_message_id == fake.submissions[0].carrier_id
+        keys = [r.headers.get("idempotency-key") for r in fake.requests]
+        assert keys == [cmd.message_id] * 3
+        claim = await db[DISPATCHES].find_one({"_id": cmd.message_id})
+        assert claim is not None and claim["attempts"] == 3
+
+
+async def test_carrier_down_beyond_the_schedule_fails(
+        tap: EventTap, amqp_url: str, mongodb_url: str, db_name: str) -> None:
+    async with FakeCarrier() as fake, running(make_settings(
+            amqp_url, mongodb_url, db_name, sms_carrier_url=fake.url)):
+        fake.fail_next(5, status=502)
+        cmd = command()
+        await tap.publisher.publish(cmd, topology.SEND_SMS)
+        failed = await tap.wait_for(cmd.message_id, Status.FAILED)
+
+        assert failed.error_code == "carrier_unavailable"
+        assert len(fake.requests) == 3 and fake.count_for(cmd.message_id) == 0
+
+
+async def test_permanent_rejection_fails_with_the_carriers_code(
+        tap: EventTap, amqp_url: str, mongodb_url: str, db_name: str) -> None:
+    cmd = command("+447700900999")
+    async with FakeCarrier(reject_numbers={cmd.to}) as fake, running(make_settings(
+            amqp_url, mongodb_url, db_name, sms_carrier_url=fake.url)):
+        await tap.publisher.publish(cmd, topology.SEND_SMS)
+        failed = await tap.wait_for(cmd.message_id, Status.FAILED)
+
+        assert failed.event_id == f"{cmd.message_id}:failed"
+        assert failed.error_code == "invalid_destination" and failed.error_reason
+        assert len(fake.requests) == 1 and not tap.of(cmd.message_id, Status.SENT)
+
+
+async def test_live_send_without_a_carrier_fails_no_carrier(
+        tap: EventTap, amqp_url: str, mongodb_url: str, db_name: str) -> None:
+    async with running(make_settings(amqp_url, mongodb_url, db_name, sms_carrier_url="")):
+        cmd = command()
+        await tap.publisher.publish(cmd, topology.SEND_SMS)
+        failed = await tap.wait_for(cmd.message_id, Status.FAILED)
+        assert failed.error_code == "no_carrier"
+
+
+async def test_an_expired_lease_is_taken_over_and_resubmitted(
+        tap: EventTap, amqp_url: str, mongodb_url: str, db_name: str,
+        db: AsyncDatabase[Document]) -> None:
+    cmd = command()
+    now = utcnow()
+    await db[DISPATCHES].insert_one({
+        "_id": cmd.message_id, "state": "processing", "owner": "dead-worker",
+        "lease_until": now - timedelta(seconds=5), "attempts": 1,
+        "created_at": now - timedelta(seconds=40), "updated_at": now - timedelta(seconds=40)})
+    async with FakeCarrier() as fake, running(make_settings(
+            amqp_url, mongodb_url, db_name, sms_carrier_url=fake.url)):
+        await tap.publisher.publish(cmd, topology.SEND_SMS)
+        await tap.wait_for(cmd.message_id, Status.SENT)
+        assert fake.count_for(cmd.message_id) == 1
+        processing = tap.of(cmd.message_id, Status.PROCESSING)[0]
+        assert processing.occurred_at == now - timedelta(seconds=40)
+        claim = await db[DISPATCHES].find_one({"_id": cmd.message_id})
+        assert claim is not None and claim["attempts"] == 2 and claim["state"] == "sent"
+
+
+async def test_a_live_lease_is_rechecked_later(
+        tap: EventTap, amqp_url: str, mongodb_url: str, db_name: str,
+        db: AsyncDatabase[Document]) -> None:
+    cmd = command()
+    now = utcnow()
+    await db[DISPATCHES].insert_one({
+        "_id": cmd.message_id, "state": "processing", "owner": "busy-worker",
+        "lease_until": now + timedelta(seconds=0.5), "attempts": 1,
+        "created_at": now, "updated_at": now})
+    async with FakeCarrier() as fake, running(make_settings(
+            amqp_url, mongodb_url, db_name, sms_carrier_url=fake.url)):
+        await tap.publisher.publish(cmd, topology.SEND_SMS)
+        await tap.wait_for(cmd.message_id, Status.SENT)
+        assert fake.count_for(cmd.message_id) == 1
+        assert fake.submissions[0].received_at >= now + timedelta(seconds=0.5)
+
+
+async def test_an_expired_message_is_not_sent(
+        tap: EventTap, amqp_url: str, mongodb_url: str, db_name: str) -> None:
+    async with FakeCarrier() as fake, running(make_settings(
+            amqp_url, mongodb_url, db_name, sms_carrier_url=fake.url)):
+        cmd = command(expires_at=utcnow() - timedelta(seconds=1), flow="OTP")
+        await tap.publisher.publish(cmd, topology.SEND_SMS)
+        failed = await tap.wait_for(cmd.message_id, Status.FAILED)
+        assert failed.error_code == "expired" and fake.requests == []
+
+
+async def test_a_mongo_outage_puts_the_message_back_instead_of_acking(
+        tap: EventTap, amqp_url: str, mongodb_url: str, db_name: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sms_app, "NACK_PAUSE", 0.05)
+    async with FakeCarrier() as fake, running(make_settings(
+            amqp_url, mongodb_url, db_name, sms_carrier_url=fake.url)) as app:
+        runtime = app.state.runtime
+        real = runtime.extras["dispatcher"]
+        calls: list[str] = []
+
+        class FlakyMongo:
+            async def dispatch(self, cmd: SendSms) -> None:
+                calls.append(cmd.message_id)
+                if len(calls) == 1:
+                    raise AutoReconnect("connection reset")
+                await real.dispatch(cmd)
+
+        runtime.extras["dispatcher"] = FlakyMongo()
+        cmd = command()
+        await tap.publisher.publish(cmd, topology.SEND_SMS)
+        await tap.wait_for(cmd.message_id, Status.SENT)
+        assert calls == [cmd.message_id, cmd.message_id] and fake.count_for(cmd.message_id) == 1
+
+
+async def test_an_undecodable_command_is_dead_lettered(
+        tap: EventTap, amqp_url: str, mongodb_url: str, db_name: str) -> None:
+    async with running(make_settings(amqp_url, mongodb_url, db_name)):
+        await tap.broker.publish(b'{"kind":"send.sms.v1","to":1}', exchange=EXCHANGE,
+                                 routing_key=topology.SEND_SMS, persist=True)
+        dead = await tap.broker.declare_queue(dead_queue(topology.SMS_SEND_QUEUE))
+        for _ in range(200):
+            got = await dead.get(no_ack=True, fail=False)
+            if got is not None:
+                assert got.body == b'{"kind":"send.sms.v1","to":1}'
+                break
+            await asyncio.sleep(0.05)
+        else:
+            pytest.fail("nothing reached the dead-letter queue")
