@@ -1,0 +1,81 @@
+"""API key authentication: ``Authorization: Bearer <key>`` to a tenant, a mode and scopes.
+
+Key records are cached in-process for a few seconds, so a busy client costs no MongoDB round trip for
+authentication; a revoked key or a suspended tenant takes effect within that TTL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from litestar import Request
+
+from postwire_platform import tenancy
+from postwire_platform.errors import ApiError
+from postwire_platform.mongo import Document
+from postwire_platform.service import Runtime
+
+from .availability import mongo_guard
+from .cache import TtlCache
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the key's tenant, the key itself, its mode and scopes."""
+
+    tenant_id: str
+    key_id: str
+    mode: str
+    scopes: frozenset[str]
+
+    @property
+    def live(self) -> bool:
+        return self.mode == "live"
+
+
+class Authenticator:
+    """Resolves bearer keys through ``tenancy.find_key`` with a TTL cache in front."""
+
+    def __init__(self, runtime: Runtime, *, ttl: float) -> None:
+        self._runtime = runtime
+        self._cache: TtlCache[str, Document] = TtlCache(ttl)
+
+    async def authenticate(self, request: Request[Any, Any, Any], scope: str) -> Principal:
+        """The caller of ``request``, who must hold ``scope``.
+
+        401 ``unauthorized`` (no, unknown or revoked key), 402 ``tenant_suspended``, 403 ``forbidden``
+        (scope missing), 503 when MongoDB cannot be asked.
+        """
+        key = _bearer(request.headers.get("authorization"))
+        record = await self._lookup(key)
+        if record is None:
+            raise ApiError(401, "unauthorized", "unknown or revoked API key")
+        if record["tenant"].get("status") == "suspended":
+            raise ApiError(402, "tenant_suspended", "this tenant is suspended")
+        scopes = frozenset(record.get("scopes", ()))
+        if scope not in scopes:
+            raise ApiError(403, "forbidden", f"this API key lacks the {scope!r} scope")
+        return Principal(tenant_id=record["tenant_id"], key_id=record["_id"],
+                         mode=record.get("mode", "test"), scopes=scopes)
+
+    async def _lookup(self, key: str) -> Document | None:
+        hashed = tenancy.hash_key(key)
+        cached = self._cache.get(hashed)
+        if cached is not None:
+            return cached
+        async with mongo_guard("authentication"):
+            record = await tenancy.find_key(self._runtime.db, key)
+        if record is not None:
+            self._cache.put(hashed, record)
+        return record
+
+
+def _bearer(header: str | None) -> str:
+    if not header:
+        raise ApiError(401, "unauthorized", "missing Authorization: Bearer <api key> header")
+    scheme, _, key = header.strip().partition(" ")
+    key = key.strip()
+    if scheme.lower() != "bearer" or not key:
+        raise ApiError(401, "unauthorized", "the Authorization header must be 'Bearer <api key>'")
+    return key
