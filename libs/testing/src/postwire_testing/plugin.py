@@ -7,9 +7,10 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from postwire_platform.mongo import Document, make_client
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
+
+from postwire_platform.mongo import Document, make_client
 
 from .servers import mongodb_server, rabbit_vhost
 

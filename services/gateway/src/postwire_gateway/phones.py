@@ -6,6 +6,7 @@ import phonenumbers
 
 from postwire_platform.errors import ApiError
 
+
 def normalise_phone(raw: str, *, field: str = "to") -> str:
     """``raw`` as E.164, or 422 ``invalid_phone_number`` naming ``field``.
 

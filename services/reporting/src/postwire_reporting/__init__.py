@@ -1,0 +1,1 @@
+"""Reporting: the single writer of message status transitions and timelines after acceptance."""
