@@ -1,0 +1,20 @@
+"""Settings of the reporting service."""
+
+from __future__ import annotations
+
+from postwire_platform.settings import CommonSettings
+
+
+class Settings(CommonSettings, frozen=True, kw_only=True):
+    """Reporting's settings: the common ones plus the micro-batcher's knobs."""
+
+    service_name: str = "reporting"
+    http_port: int = 8086
+    prefetch: int = 400
+    """Unacked deliveries in flight: twice ``batch_max``, so the next batch fills while one is written."""
+    batch_max: int = 200
+    """Most events written in one batch."""
+    batch_wait_ms: int = 20
+    """How long the first event of a batch waits for company before the batch is written."""
+    retry_pause: float = 1.0
+    """Pause before a delivery whose batch failed transiently is handed back to RabbitMQ."""
