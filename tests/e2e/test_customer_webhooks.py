@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
@@ -19,6 +21,9 @@ async def test_status_events_reach_the_tenant_endpoint_signed(system: DevSystem)
         endpoint = cli(system.mongodb_url, "webhooks", "create", "--tenant", info["tenant_id"],
                        receiver.url)
         assert endpoint["secret"].startswith("whsec_")
+        # webhook-fanout re-reads a tenant's endpoints every ENDPOINT_CACHE_SECONDS (1 s): a new
+        # endpoint receives the events that happen after that.
+        await asyncio.sleep(1.5)
         auth = {"Authorization": f"Bearer {info['api_key']}"}
         async with httpx.AsyncClient(base_url=info["gateway"], timeout=10) as client:
             body = {**send_body(info["sender_id"]), "metadata": {"order": "A-1"}}

@@ -22,7 +22,7 @@ class Settings(CommonSettings, frozen=True, kw_only=True):
     """Delays before each retry; one attempt plus one per delay in all."""
     webhook_allow_private: bool = True
     """Allow delivery to loopback and private addresses (the SSRF guard is not built yet)."""
-    endpoint_cache_seconds: float = 5.0
+    endpoint_cache_seconds: float = 1.0
     """How long a tenant's enabled endpoints are cached."""
     retry_pause: float = 1.0
     """Pause before a notification that could not be handled (database down) is handed back."""
