@@ -48,65 +48,67 @@ async def test_bad_input_changes_nothing(system: DevSystem) -> None:
     assert after == before
 
 
-async def test_killing_the_dispatcher_mid_load_loses_nothing_and_sends_nothing_twice(
-    system: DevSystem, carrier: FakeCarrier
-) -> None:
-    info = system.info
-    live = cli(system.mongodb_url, "keys", "create", "--tenant", info["tenant_id"], "--scopes",
-               "send:sms,read:sms", "--live")["key"]
-    auth = {"Authorization": f"Bearer {live}"}
-    count = 300
-    async with httpx.AsyncClient(base_url=info["gateway"], timeout=30) as client:
+class LiveLoad:
+    """A live key of the demo tenant, and the sends and checks a load test needs."""
+
+    def __init__(self, system: DevSystem, client: httpx.AsyncClient) -> None:
+        info = system.info
+        self.sender_id = info["sender_id"]
+        self.key = cli(system.mongodb_url, "keys", "create", "--tenant", info["tenant_id"],
+                       "--scopes", "send:sms,read:sms", "--live")["key"]
+        self.client = client
+        self.auth = {"Authorization": f"Bearer {self.key}"}
+
+    def send(self, count: int, prefix: str) -> asyncio.Future[list[str]]:
+        """Start ``count`` sends, 20 in flight; the future yields the accepted ids."""
         semaphore = asyncio.Semaphore(20)
 
-        async def send(i: int) -> str:
+        async def one(i: int) -> str:
             async with semaphore:
-                r = await client.post("/v1/sms/send", headers=auth, json=send_body(
-                    info["sender_id"], to=f"+4479111{i:05d}", body=f"load {i}"))
+                r = await self.client.post("/v1/sms/send", headers=self.auth, json=send_body(
+                    self.sender_id, to=f"{prefix}{i:05d}", body=f"load {i}"))
                 assert r.status_code == 201, r.text
                 return str(r.json()["data"]["id"])
 
-        sending = asyncio.gather(*(send(i) for i in range(count)))
-        while len(carrier.submissions) < 30:
-            await asyncio.sleep(0.05)
+        return asyncio.gather(*(one(i) for i in range(count)))
+
+    async def final_statuses(self, ids: list[str]) -> set[str]:
+        for message_id in ids:
+            await wait_status(self.client, self.key, message_id, {"DELIVERED", "FAILED"}, timeout=120)
+        answers = await asyncio.gather(*(
+            self.client.get(f"/v1/sms/{i}", headers=self.auth) for i in ids))
+        return {a.json()["data"]["status"] for a in answers}
+
+
+async def _wait_submissions(carrier: FakeCarrier, at_least: int) -> None:
+    while len(carrier.submissions) < at_least:
+        await asyncio.sleep(0.05)
+
+
+async def test_killing_the_dispatcher_mid_load_loses_nothing_and_sends_nothing_twice(
+    system: DevSystem, carrier: FakeCarrier
+) -> None:
+    async with httpx.AsyncClient(base_url=system.info["gateway"], timeout=30) as client:
+        load = LiveLoad(system, client)
+        sending = load.send(300, "+4479111")
+        await _wait_submissions(carrier, len(carrier.submissions) + 30)
         old = system.kill9("sms-dispatcher")
         ids = await sending
         await asyncio.to_thread(system.wait_restarted, "sms-dispatcher", old)
-        for message_id in ids:
-            await wait_status(client, live, message_id, {"DELIVERED", "FAILED"}, timeout=120)
-        statuses = await asyncio.gather(*(
-            client.get(f"/v1/sms/{i}", headers=auth) for i in ids))
-    assert {s.json()["data"]["status"] for s in statuses} == {"DELIVERED"}
+        assert await load.final_statuses(ids) == {"DELIVERED"}
     assert all(carrier.count_for(i) == 1 for i in ids)
 
 
 async def test_sigterm_to_the_dispatcher_mid_load_finishes_or_returns_in_flight_work(
     system: DevSystem, carrier: FakeCarrier
 ) -> None:
-    info = system.info
-    live = cli(system.mongodb_url, "keys", "create", "--tenant", info["tenant_id"], "--scopes",
-               "send:sms,read:sms", "--live")["key"]
-    auth = {"Authorization": f"Bearer {live}"}
-    async with httpx.AsyncClient(base_url=info["gateway"], timeout=30) as client:
-        semaphore = asyncio.Semaphore(20)
-
-        async def send(i: int) -> str:
-            async with semaphore:
-                r = await client.post("/v1/sms/send", headers=auth, json=send_body(
-                    info["sender_id"], to=f"+4479112{i:05d}", body=f"graceful {i}"))
-                assert r.status_code == 201, r.text
-                return str(r.json()["data"]["id"])
-
-        sending = asyncio.gather(*(send(i) for i in range(200)))
-        start = len(carrier.submissions)
-        while len(carrier.submissions) < start + 20:
-            await asyncio.sleep(0.05)
+    async with httpx.AsyncClient(base_url=system.info["gateway"], timeout=30) as client:
+        load = LiveLoad(system, client)
+        sending = load.send(200, "+4479112")
+        await _wait_submissions(carrier, len(carrier.submissions) + 20)
         # supervisorctl restart: SIGTERM, wait for the graceful exit, start again
         restarted = await asyncio.to_thread(system.supervisorctl, "restart", "sms-dispatcher")
         assert "started" in restarted
         ids = await sending
-        for message_id in ids:
-            await wait_status(client, live, message_id, {"DELIVERED", "FAILED"}, timeout=120)
-        statuses = await asyncio.gather(*(client.get(f"/v1/sms/{i}", headers=auth) for i in ids))
-    assert {s.json()["data"]["status"] for s in statuses} == {"DELIVERED"}
+        assert await load.final_statuses(ids) == {"DELIVERED"}
     assert all(carrier.count_for(i) == 1 for i in ids)

@@ -7,7 +7,8 @@ from typing import Any
 import httpx
 from litestar import Litestar, Request, post
 
-from postwire_testing.fake_carrier import FakeCarrier, ThreadedServer
+from postwire_testing.fake_carrier import FakeCarrier
+from postwire_testing.servers import ThreadedServer
 
 
 def receiver(got: list[tuple[str, dict[str, Any]]]) -> Litestar:

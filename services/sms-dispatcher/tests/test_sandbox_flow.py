@@ -10,7 +10,7 @@ from postwire_contracts import topology
 from postwire_contracts.status import Status
 from postwire_provider_ingest.app import create_app as create_ingest
 from postwire_provider_ingest.settings import ProviderIngestSettings
-from postwire_testing.fake_carrier import ThreadedServer
+from postwire_testing.servers import ThreadedServer
 
 from .sms_support import EventTap, command, make_settings, running
 

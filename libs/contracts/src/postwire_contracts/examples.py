@@ -14,7 +14,7 @@ EXAMPLES: dict[str, bytes] = {
     "send.whatsapp.v1": b"""{"kind":"send.whatsapp.v1","message_id":"01JD0000000000000000000002",
 "tenant_id":"ten_demo","live":true,"to":"15551234567","template":{"name":"order_update",
 "language":"en_US","body_parameters":["#12345"]},"accepted_at":"2026-11-21T12:00:00Z"}""",
-    "event.status.v1": b"""{"kind":"event.status.v1","event_id":"dlr:carrier:abc123:DELIVERED",
+    "event.status.v1": b"""{"kind":"event.status.v1","event_id":"dlr:abc123:DELIVRD",
 "channel":"sms","status":"DELIVERED","occurred_at":"2026-11-21T12:00:02Z","source":"carrier-dlr",
 "provider_message_id":"abc123","provider_status":"DELIVRD",
 "raw":"id:abc123 sub:001 dlvrd:001 submit date:2611211200 done date:2611211200 stat:DELIVRD err:000"}""",

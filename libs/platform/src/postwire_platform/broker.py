@@ -52,6 +52,19 @@ def make_broker(amqp_url: str, *, prefetch: int = 100, graceful_timeout: float =
     )
 
 
+def broker_connected(broker: RabbitBroker) -> bool:
+    """False when the broker's (robust) connection is known to be down or was never opened.
+
+    FastStream keeps aio-pika's ``RobustConnection`` in ``_connection``; its ``connected`` event is
+    cleared while aio-pika reconnects, which is exactly "a publish now would fail".
+    """
+    connection = getattr(broker, "_connection", None)
+    if connection is None:
+        return False
+    event = getattr(connection, "connected", None)
+    return bool(event is not None and event.is_set())
+
+
 def work_queue(name: str) -> RabbitQueue:
     """A durable work queue whose rejected messages go to its own dead-letter queue."""
     return RabbitQueue(

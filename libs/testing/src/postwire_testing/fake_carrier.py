@@ -19,12 +19,13 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Literal, Self
+from typing import Any, Self
 
 import httpx
 import msgspec
-import uvicorn
 from litestar import Litestar, Request, Response, post
+
+from .servers import ThreadedServer
 
 
 class Submission(msgspec.Struct, frozen=True, kw_only=True):
@@ -70,57 +71,6 @@ class _Body(msgspec.Struct, frozen=True, kw_only=True):
 
 _body = msgspec.json.Decoder(_Body)
 _encoder = msgspec.json.Encoder()
-
-
-class ThreadedServer:
-    """Any ASGI app served by uvicorn on 127.0.0.1 (a free port) in a thread with its own loop."""
-
-    def __init__(self, app: Any, *, lifespan: Literal["auto", "on", "off"] = "on") -> None:
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, access_log=False,
-                                lifespan=lifespan, log_level="warning")
-        self._server = uvicorn.Server(config)
-        self._thread: threading.Thread | None = None
-        self._port = 0
-
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:<port>``."""
-        if not self._port:
-            raise RuntimeError("server not started")
-        return f"http://127.0.0.1:{self._port}"
-
-    def start(self, timeout: float = 30.0) -> None:
-        """Start serving (lifespan included) and return once it accepts connections."""
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._server.serve()),
-                                        name="threaded-server", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("server did not start")
-            time.sleep(0.01)
-        self._port = self._server.servers[0].sockets[0].getsockname()[1]
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Ask uvicorn to exit (running the lifespan shutdown) and wait for the thread."""
-        if self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=timeout)
-        self._thread = None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> Self:
-        await asyncio.to_thread(self.start)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await asyncio.to_thread(self.stop)
 
 
 class FakeCarrier:

@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Self
 
-import uvicorn
 from litestar import Litestar, Request, Response, route
 from litestar.enums import HttpMethod
+
+from .servers import ThreadedServer
 
 _METHODS = [HttpMethod.POST, HttpMethod.PUT, HttpMethod.PATCH, HttpMethod.GET, HttpMethod.DELETE]
 
@@ -62,8 +63,7 @@ class WebhookReceiver:
         self._requests: list[ReceivedRequest] = []
         self._plan: deque[_Answer] = deque()
         self._lock = threading.Lock()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._server: ThreadedServer | None = None
 
     # knobs and reads -------------------------------------------------------------------------------
     @property
@@ -127,27 +127,15 @@ class WebhookReceiver:
     # lifecycle -------------------------------------------------------------------------------------
     def start(self, timeout: float = 30.0) -> None:
         """Serve on 127.0.0.1; return once it accepts connections."""
-        config = uvicorn.Config(self._app(), host="127.0.0.1", port=self._port, log_config=None,
-                                access_log=False, lifespan="off", log_level="warning")
-        server = self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=lambda: asyncio.run(server.serve()),
-                                        name="webhook-receiver", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("WebhookReceiver did not start")
-            time.sleep(0.01)
-        self._port = int(server.servers[0].sockets[0].getsockname()[1])
+        self._server = ThreadedServer(self._app(), lifespan="off", port=self._port)
+        self._server.start(timeout)
+        self._port = int(self._server.url.rsplit(":", 1)[1])
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop serving and wait for the server thread."""
         if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=timeout)
+            self._server.stop(timeout)
         self._server = None
-        self._thread = None
 
     def __enter__(self) -> Self:
         self.start()

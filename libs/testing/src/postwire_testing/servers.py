@@ -6,6 +6,7 @@ testcontainers where a Docker engine exists (not here), then the local RabbitMQ 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -14,11 +15,15 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, Literal, Self
 from urllib.parse import urlsplit, urlunsplit
+
+import uvicorn
 
 
 def free_port() -> int:
@@ -112,3 +117,55 @@ def mongodb_server() -> Iterator[str]:
         yield server.url
     finally:
         server.stop()
+
+
+class ThreadedServer:
+    """Any ASGI app served by uvicorn on 127.0.0.1 (a free port) in a thread with its own loop."""
+
+    def __init__(self, app: Any, *, lifespan: Literal["auto", "on", "off"] = "on",
+                 port: int = 0) -> None:
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False,
+                                lifespan=lifespan, log_level="warning")
+        self._server = uvicorn.Server(config)
+        self._thread: threading.Thread | None = None
+        self._port = 0
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:<port>``."""
+        if not self._port:
+            raise RuntimeError("server not started")
+        return f"http://127.0.0.1:{self._port}"
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Start serving (lifespan included) and return once it accepts connections."""
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._server.serve()),
+                                        name="threaded-server", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.01)
+        self._port = self._server.servers[0].sockets[0].getsockname()[1]
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Ask uvicorn to exit (running the lifespan shutdown) and wait for the thread."""
+        if self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(timeout=timeout)
+        self._thread = None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> Self:
+        await asyncio.to_thread(self.start)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await asyncio.to_thread(self.stop)

@@ -6,7 +6,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from faststream.rabbit import RabbitBroker
 from pymongo.errors import PyMongoError
 
 from postwire_platform.errors import unavailable
@@ -23,15 +22,3 @@ async def mongo_guard(action: str) -> AsyncIterator[None]:
         log.warning("MongoDB failed during %s: %r", action, exc)
         raise unavailable("MongoDB") from exc
 
-
-def broker_connected(broker: RabbitBroker) -> bool:
-    """False when the broker's (robust) connection is known to be down or was never opened.
-
-    FastStream keeps aio-pika's ``RobustConnection`` in ``_connection``; its ``connected`` event is
-    cleared while aio-pika reconnects, which is exactly "a publish now would fail".
-    """
-    connection = getattr(broker, "_connection", None)
-    if connection is None:
-        return False
-    event = getattr(connection, "connected", None)
-    return bool(event is not None and event.is_set())

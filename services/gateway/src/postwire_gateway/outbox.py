@@ -17,12 +17,11 @@ import msgspec
 
 from postwire_contracts import topology
 from postwire_contracts.status import Channel
-from postwire_platform.broker import BrokerUnavailable
+from postwire_platform.broker import BrokerUnavailable, broker_connected
 from postwire_platform.clock import Clock
 from postwire_platform.mongo import MESSAGES
 from postwire_platform.service import Runtime
 
-from .availability import broker_connected
 from .sms_documents import send_command
 
 log = logging.getLogger(__name__)

@@ -15,13 +15,12 @@ from litestar import Request, Response, post
 from pymongo.errors import AutoReconnect, PyMongoError, ServerSelectionTimeoutError
 
 from postwire_contracts import topology
-from postwire_platform.broker import BrokerUnavailable
+from postwire_platform.broker import BrokerUnavailable, broker_connected
 from postwire_platform.errors import unavailable
 from postwire_platform.ids import new_id
 from postwire_platform.mongo import MESSAGES, Document
 
 from .auth import Principal
-from .availability import broker_connected
 from .context import Gateway, gateway_of
 from .decoding import decode_body
 from .phones import normalise_phone
