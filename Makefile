@@ -17,8 +17,11 @@ install: $(UV) ## install every package of the workspace into .venv (uv sync --f
 run: install ## run the whole system: seven services, SecantusDB, sandbox carrier, demo tenant
 	.venv/bin/postwire dev $(RUN_ARGS)
 
-lint: install ## ruff and the import-linter contracts (services never import each other)
+SRC_ROOTS = $(wildcard libs/*/src services/*/src tools/*/src)
+
+lint: install ## ruff, mypy --strict and the import-linter contracts (services never import each other)
 	.venv/bin/ruff check libs services tools tests
+	MYPYPATH=$(subst $(eval) ,:,$(SRC_ROOTS)) .venv/bin/mypy --strict $(wildcard $(addsuffix /postwire_*,$(SRC_ROOTS)))
 	.venv/bin/lint-imports
 
 test: lint ## unit, integration and end-to-end tests against real RabbitMQ and SecantusDB

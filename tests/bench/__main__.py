@@ -130,6 +130,7 @@ async def main(plan: Plan, mode: str) -> dict[str, Any]:
             finally:
                 print("stopping the system")
                 result["system_exit_code"] = await asyncio.to_thread(dev.stop)
+    result["loadavg_end"] = os.getloadavg()
     return result
 
 

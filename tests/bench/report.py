@@ -28,7 +28,9 @@ def render(result: dict[str, Any]) -> str:
     upd = mongo["update_one_concurrent_per_s"]
     lines = [f"Postwire bench {result['date']}  mode={result['mode']}  "
              f"nproc={result['machine']['nproc']}  {result['machine']['cpu_model']}  "
-             f"git={str(result['machine']['git_head'])[:12]}", "",
+             f"git={str(result['machine']['git_head'])[:12]}",
+             f"load average at start {result['machine']['loadavg_start']}, at end "
+             f"{result.get('loadavg_end')} (other work on this box shares its CPUs)", "",
              "Raw limits of this box",
              f"  RabbitMQ publish+confirm (window {rabbit['confirm_window']}, persistent)"
              f"  {_n(pub)} msg/s",

@@ -105,4 +105,5 @@ def machine_info(repo: Path) -> dict[str, Any]:
         "git_head": _run("git", "-C", str(repo), "rev-parse", "HEAD"),
         "git_dirty": bool(_run("git", "-C", str(repo), "status", "--porcelain")),
         "rabbitmq": _run("rabbitmqctl", "-q", "version"),
+        "loadavg_start": os.getloadavg(),
     }
