@@ -34,7 +34,7 @@ class Plan:
     accept: tuple[tuple[int, int], ...] = ((1, 300), (10, 1000), (50, 2000))
     e2e_count: int = 500
     e2e_rate: float = 50.0
-    drain_timeout: float = 300.0
+    drain_timeout: float = 600.0
     e2e_timeout: float = 120.0
     overall_timeout: float = 1200.0
 
