@@ -19,13 +19,13 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Self
+from typing import Any
 
 import httpx
 import msgspec
 from litestar import Litestar, Request, Response, post
 
-from .servers import ThreadedServer
+from .servers import Served, ThreadedServer
 
 
 class Submission(msgspec.Struct, frozen=True, kw_only=True):
@@ -73,7 +73,7 @@ _body = msgspec.json.Decoder(_Body)
 _encoder = msgspec.json.Encoder()
 
 
-class FakeCarrier:
+class FakeCarrier(Served):
     """A local carrier that records what it is sent and calls back like a real one."""
 
     def __init__(self, *, delay: float = 0.05, dlr_stat: str | None = "DELIVRD",
@@ -129,19 +129,6 @@ class FakeCarrier:
             self._server.stop()
         self._server = None
 
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> Self:
-        await asyncio.to_thread(self.start)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await asyncio.to_thread(self.stop)
 
     async def _shutdown(self) -> None:
         for task in set(self._tasks):

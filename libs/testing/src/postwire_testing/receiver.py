@@ -21,12 +21,12 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Self
+from typing import Any
 
 from litestar import Litestar, Request, Response, route
 from litestar.enums import HttpMethod
 
-from .servers import ThreadedServer
+from .servers import Served, ThreadedServer
 
 _METHODS = [HttpMethod.POST, HttpMethod.PUT, HttpMethod.PATCH, HttpMethod.GET, HttpMethod.DELETE]
 
@@ -53,7 +53,7 @@ class _Answer:
     delay: float = 0.0
 
 
-class WebhookReceiver:
+class WebhookReceiver(Served):
     """Records webhook deliveries and answers them as told (200 by default)."""
 
     def __init__(self, *, port: int = 0, path: str = "/hook", status: int = 200) -> None:
@@ -137,19 +137,6 @@ class WebhookReceiver:
             self._server.stop(timeout)
         self._server = None
 
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> Self:
-        await asyncio.to_thread(self.start)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await asyncio.to_thread(self.stop)
 
     # the app ---------------------------------------------------------------------------------------
     def _app(self) -> Litestar:

@@ -70,6 +70,30 @@ def rabbit_vhost(base_url: str = "amqp://guest:guest@127.0.0.1:5672/") -> Iterat
             _rabbitmqctl("delete_vhost", name)
 
 
+class Served:
+    """Context-manager plumbing for test servers with blocking ``start()``/``stop()``."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> Self:
+        await asyncio.to_thread(self.start)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await asyncio.to_thread(self.stop)
+
+
 class SecantusProcess:
     """A standalone SecantusDB server on a free port with its own storage directory."""
 
@@ -119,7 +143,7 @@ def mongodb_server() -> Iterator[str]:
         server.stop()
 
 
-class ThreadedServer:
+class ThreadedServer(Served):
     """Any ASGI app served by uvicorn on 127.0.0.1 (a free port) in a thread with its own loop."""
 
     def __init__(self, app: Any, *, lifespan: Literal["auto", "on", "off"] = "on",
@@ -156,16 +180,3 @@ class ThreadedServer:
             self._thread.join(timeout=timeout)
         self._thread = None
 
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> Self:
-        await asyncio.to_thread(self.start)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await asyncio.to_thread(self.stop)
