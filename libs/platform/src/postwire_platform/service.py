@@ -94,8 +94,8 @@ def build_app(
             log.info("stopping: finishing in-flight messages")
             for hook in on_stop:
                 await hook(runtime)
-            await runtime.broker.stop()
-            await runtime.mongo.close()
+            await _bounded(runtime.broker.stop(), settings.shutdown_timeout + 5, "RabbitMQ broker")
+            await _bounded(runtime.mongo.close(), 10, "MongoDB client")
 
     @get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -121,6 +121,19 @@ def build_app(
     )
     app.state.runtime = runtime
     return app
+
+
+async def _bounded(step: Awaitable[None], seconds: float, what: str) -> None:
+    """Await a shutdown step, but never hang the process on it.
+
+    aio-pika's close can wait forever on a connection that was cut and re-established; past the
+    grace period we exit anyway: unacked deliveries go back to their queues when the socket closes.
+    """
+    try:
+        async with asyncio.timeout(seconds):
+            await step
+    except TimeoutError:
+        log.error("%s did not stop within %.0fs; exiting anyway", what, seconds)
 
 
 async def _broker_ready(broker: RabbitBroker) -> bool:
