@@ -13,8 +13,7 @@ from postwire_contracts.status import Status
 from postwire_platform.broker import BrokerUnavailable
 from postwire_provider_ingest.app import create_app
 from postwire_provider_ingest.settings import ProviderIngestSettings
-
-from .ingest_support import EventTap, event_tap
+from postwire_testing.taps import EventTap, event_tap
 
 DLR = "/v1/webhooks/sms/dlr"
 RECEIPT = ("id:c-77 sub:001 dlvrd:001 submit date:2611211200 done date:261121120005 "
@@ -50,7 +49,7 @@ async def test_bad_or_missing_token_is_401_and_publishes_nothing(
                             "message": "missing or invalid callback token", "code": 401}
     ok = await client.post(DLR, params={"token": "s3cret"}, json={"id": "c-good", "stat": "ENROUTE"})
     assert ok.status_code == 200
-    events = await tap.wait_for(1)
+    events = await tap.wait_count(1)
     assert [e.provider_message_id for e in events] == ["c-good"]
 
 
@@ -61,7 +60,7 @@ async def test_json_receipt_is_normalised_and_published(
             "receipt": RECEIPT, "extra": {"ignored": True}}
     r = await client.post(DLR, params={"token": "s3cret", "mid": "m-1"}, json=body)
     assert (r.status_code, r.json()) == (200, {"success": True})
-    [event] = await tap.wait_for(1)
+    [event] = await tap.wait_count(1)
     assert event.event_id == "dlr:c-77:DELIVRD"
     assert (event.status, event.message_id, event.provider_message_id) == (
         Status.DELIVERED, "m-1", "c-77")
@@ -77,7 +76,7 @@ async def test_text_form_receipts_are_parsed(client: AsyncTestClient[Any], tap: 
     r2 = await client.post(DLR, params={"token": "s3cret", "mid": "m-2"}, content=RECEIPT,
                            headers={"Content-Type": "text/plain"})
     assert (r1.status_code, r2.status_code) == (200, 200)
-    failed, delivered = await tap.wait_for(2)
+    failed, delivered = await tap.wait_count(2)
     assert (failed.event_id, failed.status, failed.error_code) == (
         "dlr:c-78:UNDELIV", Status.FAILED, "UNDELIV")
     assert failed.error_reason == "undeliverable (err 005)" and failed.message_id is None

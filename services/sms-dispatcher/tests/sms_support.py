@@ -2,48 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from faststream.rabbit import RabbitBroker
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from postwire_contracts.messages import SendSms, StatusEvent
-from postwire_contracts.status import Status
-from postwire_platform.broker import Publisher
+from postwire_contracts.messages import SendSms
 from postwire_platform.clock import utcnow
 from postwire_platform.ids import new_id
 from postwire_sms_dispatcher.app import create_app
 from postwire_sms_dispatcher.settings import SmsDispatcherSettings
-
-
-class EventTap:
-    """Every StatusEvent published on the exchange, in arrival order."""
-
-    def __init__(self, broker: RabbitBroker) -> None:
-        self.broker = broker
-        self.publisher = Publisher(broker)
-        self.events: list[StatusEvent] = []
-
-    def of(self, message_id: str, status: Status | None = None) -> list[StatusEvent]:
-        """The events of one message (optionally of one status)."""
-        return [e for e in self.events
-                if e.message_id == message_id and (status is None or e.status is status)]
-
-    async def wait_for(self, message_id: str, status: Status, count: int = 1,
-                       timeout: float = 15.0) -> StatusEvent:
-        """Wait until ``count`` events of ``status`` arrived for the message; return the last."""
-        deadline = time.monotonic() + timeout
-        while len(self.of(message_id, status)) < count:
-            if time.monotonic() > deadline:
-                seen = [(e.status.value, e.event_id) for e in self.of(message_id)]
-                raise TimeoutError(f"no {count}x {status} for {message_id}; saw {seen}")
-            await asyncio.sleep(0.02)
-        return self.of(message_id, status)[-1]
 
 
 def make_settings(amqp_url: str, mongodb_url: str, db_name: str,

@@ -11,8 +11,9 @@ from postwire_contracts.status import Status
 from postwire_provider_ingest.app import create_app as create_ingest
 from postwire_provider_ingest.settings import ProviderIngestSettings
 from postwire_testing.servers import ThreadedServer
+from postwire_testing.taps import EventTap
 
-from .sms_support import EventTap, command, make_settings, running
+from .sms_support import command, make_settings, running
 
 
 @pytest.fixture

@@ -18,8 +18,9 @@ from postwire_platform.clock import utcnow
 from postwire_platform.mongo import DISPATCHES, Document
 from postwire_sms_dispatcher import app as sms_app
 from postwire_testing.fake_carrier import FakeCarrier
+from postwire_testing.taps import EventTap
 
-from .sms_support import EventTap, command, make_settings, running
+from .sms_support import command, make_settings, running
 
 
 async def test_live_send_is_submitted_once_and_reported(
