@@ -54,6 +54,14 @@ class SendEmail(_Message, tag="send.email.v1", frozen=True, kw_only=True):
     external_id: str | None = None
     accepted_at: datetime
     attempt: int = 0
+    # Added with issue 4 (defaults keep older commands valid). ``to`` holds the envelope recipients
+    # (the gateway sends one per message); the headers show ``display_to``/``cc`` when given.
+    display_to: list[str] = []
+    cc: list[str] = []
+    template_id: str | None = None
+    template_version: int | None = None
+    track_opens: bool = False
+    track_clicks: bool = False
 
 
 class WhatsAppTemplate(msgspec.Struct, frozen=True, kw_only=True):
@@ -98,6 +106,9 @@ class StatusEvent(_Message, tag="event.status.v1", frozen=True, kw_only=True):
     error_reason: str | None = None
     detail: dict[str, Any] = {}
     raw: str | None = None
+    event_type: str | None = None
+    """The customer webhook type when the status alone does not say it (``email_hard_bounce``,
+    ``email_opened``, ``email_spam_complaint``, …); None: derived from channel and status."""
 
 
 class InboundEvent(_Message, tag="event.inbound.v1", frozen=True, kw_only=True):
@@ -112,6 +123,10 @@ class InboundEvent(_Message, tag="event.inbound.v1", frozen=True, kw_only=True):
     tenant_id: str | None = None
     provider_message_id: str | None = None
     raw: str | None = None
+    source: str | None = None
+    """Where it came in: ``"inbound"`` (HTTP MO webhook), ``"smpp"``, ``"whatsapp"``."""
+    detail: dict[str, Any] = {}
+    """Channel specifics, e.g. WhatsApp's ``contact_name``, ``message_type``, ``phone_number_id``."""
 
 
 class StatusChanged(_Message, tag="notify.status.v1", frozen=True, kw_only=True):
@@ -138,10 +153,55 @@ class StatusChanged(_Message, tag="notify.status.v1", frozen=True, kw_only=True)
     detail: dict[str, Any] = {}
 
 
+class InboundReceived(_Message, tag="notify.inbound.v1", frozen=True, kw_only=True):
+    """provider-ingest → webhook-fanout: an inbound message was kept on a tenant's conversation.
+
+    ``event_type`` is the customer webhook type (``whatsapp_inbound``); ``sender`` the contact (a wa_id
+    for WhatsApp), ``recipient`` our line (the Meta ``phone_number_id``). ``opt_change`` is
+    ``"opted_out"``/``"opted_in"`` when the message was an opt-out or opt-in keyword that took effect.
+    """
+
+    event_id: str
+    event_type: str
+    tenant_id: str
+    channel: Channel
+    sender: str
+    recipient: str
+    body: str
+    occurred_at: datetime
+    message_type: str = "text"
+    contact_name: str | None = None
+    provider_message_id: str | None = None
+    opt_change: str | None = None
+    detail: dict[str, Any] = {}
+
+
+class OptOutChanged(_Message, tag="notify.optout.v1", frozen=True, kw_only=True):
+    """provider-ingest → webhook-fanout: a handset opted out of (or back in to) a tenant's messages.
+
+    ``event_type`` is the customer webhook type, ``sms_opt_out`` or ``sms_opt_in``; ``address`` the
+    handset (E.164), ``sender`` the number or sender id the inbound message was sent to.
+    """
+
+    event_id: str
+    event_type: str
+    tenant_id: str
+    channel: Channel
+    address: str
+    opted_out: bool
+    keyword: str
+    source: str
+    occurred_at: datetime
+    sender: str | None = None
+    provider_message_id: str | None = None
+
+
 SendCommand = SendSms | SendEmail | SendWhatsApp
 Event = StatusEvent | InboundEvent
 
 send_decoder: msgspec.json.Decoder[SendCommand] = msgspec.json.Decoder(SendCommand)
 event_decoder: msgspec.json.Decoder[Event] = msgspec.json.Decoder(Event)
 notification_decoder: msgspec.json.Decoder[StatusChanged] = msgspec.json.Decoder(StatusChanged)
+Notification = StatusChanged | InboundReceived | OptOutChanged
+any_notification_decoder: msgspec.json.Decoder[Notification] = msgspec.json.Decoder(Notification)
 encoder = msgspec.json.Encoder()

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+import time
+from typing import Any, Literal
 
 import msgspec
 from fast_depends.msgspec import MsgSpecSerializer
-from faststream.rabbit import ExchangeType, RabbitBroker, RabbitExchange, RabbitQueue
+from faststream.rabbit import ExchangeType, QueueType, RabbitBroker, RabbitExchange, RabbitQueue
 from faststream.rabbit.schemas import Channel
 
 from postwire_contracts import topology
+from postwire_contracts.status import Channel as ContractChannel
+
+from . import telemetry
 
 log = logging.getLogger(__name__)
 
@@ -25,12 +29,53 @@ RETRY_EXCHANGE = RabbitExchange(topology.RETRY_EXCHANGE, type=ExchangeType.DIREC
 
 BINDINGS: dict[str, str] = {
     topology.SMS_SEND_QUEUE: topology.SEND_SMS,
+    topology.SMS_OTP_QUEUE: topology.SEND_SMS_OTP,
     topology.EMAIL_SEND_QUEUE: topology.SEND_EMAIL,
     topology.WHATSAPP_SEND_QUEUE: topology.SEND_WHATSAPP,
     topology.REPORTING_QUEUE: topology.EVENTS_PATTERN,
     topology.FANOUT_QUEUE: topology.NOTIFY_PATTERN,
     topology.FANOUT_DELIVERY_QUEUE: topology.FANOUT_DELIVERY_KEY,
+    topology.FANOUT_COMMAND_QUEUE: topology.FANOUT_COMMAND_KEY,
+    topology.WHATSAPP_INBOUND_QUEUE: topology.inbound_key(ContractChannel.WHATSAPP),
+    topology.INGEST_INBOUND_QUEUE: topology.inbound_key(ContractChannel.SMS),
 }
+
+
+QueueKind = Literal["classic", "quorum"]
+
+_queue_type: dict[str, QueueKind] = {"value": "classic"}
+
+
+def set_queue_type(kind: QueueKind) -> None:
+    """Declare Postwire's queues as ``classic`` (local default) or ``quorum`` (replicated, Kubernetes).
+
+    Set once per process from ``AMQP_QUEUE_TYPE`` (``service.new_broker`` does) before any queue is
+    built. Every service of an installation must agree: RabbitMQ refuses to redeclare a queue with
+    another type (PRECONDITION_FAILED), so switching an existing installation means draining and
+    deleting its queues first (docs/operations.md).
+    """
+    if kind not in ("classic", "quorum"):
+        raise ValueError(f"unknown queue type {kind!r}")
+    _queue_type["value"] = kind
+
+
+def queue_type() -> QueueKind:
+    """The queue type queues are declared with."""
+    return _queue_type["value"]
+
+
+def _queue(name: str, routing_key: str, arguments: dict[str, Any]) -> RabbitQueue:
+    # Quorum queues support what we use: dead-lettering and (RabbitMQ >= 3.10) per-queue message TTL.
+    args: Any = arguments
+    if _queue_type["value"] == "quorum":
+        return RabbitQueue(name, queue_type=QueueType.QUORUM, durable=True, routing_key=routing_key,
+                           arguments=args)
+    return RabbitQueue(name, queue_type=QueueType.CLASSIC, durable=True, routing_key=routing_key,
+                       arguments=args)
+
+
+PUBLISHED_HEADER = "x-published-ms"
+"""Publish time in milliseconds, for the consumer-lag metric (AMQP's own timestamp has whole seconds)."""
 
 
 class BrokerUnavailable(RuntimeError):
@@ -67,20 +112,14 @@ def broker_connected(broker: RabbitBroker) -> bool:
 
 def work_queue(name: str) -> RabbitQueue:
     """A durable work queue whose rejected messages go to its own dead-letter queue."""
-    return RabbitQueue(
-        name,
-        durable=True,
-        routing_key=BINDINGS[name],
-        arguments={
-            "x-dead-letter-exchange": topology.DEAD_LETTER_EXCHANGE,
-            "x-dead-letter-routing-key": topology.dead_letter_queue(name),
-        },
-    )
+    return _queue(name, BINDINGS[name], {
+        "x-dead-letter-exchange": topology.DEAD_LETTER_EXCHANGE,
+        "x-dead-letter-routing-key": topology.dead_letter_queue(name),
+    })
 
 
 def dead_queue(name: str) -> RabbitQueue:
-    return RabbitQueue(topology.dead_letter_queue(name), durable=True,
-                       routing_key=topology.dead_letter_queue(name))
+    return _queue(topology.dead_letter_queue(name), topology.dead_letter_queue(name), {})
 
 
 def delay_queue(target: str, seconds: float) -> RabbitQueue:
@@ -89,16 +128,11 @@ def delay_queue(target: str, seconds: float) -> RabbitQueue:
     RabbitMQ here has no delayed-message plugin: a per-queue TTL plus dead-lettering to the default
     exchange (routing key = the target queue's name) is the portable way to delay.
     """
-    return RabbitQueue(
-        topology.delay_queue(target, seconds),
-        durable=True,
-        routing_key=topology.delay_key(target, seconds),
-        arguments={
-            "x-message-ttl": round(seconds * 1000),
-            "x-dead-letter-exchange": "",
-            "x-dead-letter-routing-key": target,
-        },
-    )
+    return _queue(topology.delay_queue(target, seconds), topology.delay_key(target, seconds), {
+        "x-message-ttl": round(seconds * 1000),
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": target,
+    })
 
 
 async def declare_topology(broker: RabbitBroker, delays: dict[str, list[float]] | None = None) -> None:
@@ -133,13 +167,21 @@ class Publisher:
         await self._send(message, EXCHANGE, routing_key, message_id, headers)
 
     async def delay(self, message: msgspec.Struct, target_queue: str, seconds: float, *,
-                    message_id: str | None = None) -> None:
-        """Send ``message`` back to ``target_queue`` after ``seconds`` via its delay queue."""
+                    message_id: str | None = None, expiration: float | None = None) -> None:
+        """Send ``message`` back to ``target_queue`` after ``seconds`` via its delay queue.
+
+        ``expiration`` (seconds, at most ``seconds``) shortens this message's stay: a per-message TTL
+        under the queue's, which is how a caller adds jitter without a queue per jittered value (a
+        message only expires at the head of the queue, so it may wait up to the spread longer).
+        """
         await self._send(message, RETRY_EXCHANGE, topology.delay_key(target_queue, seconds),
-                         message_id, None)
+                         message_id, None, expiration)
 
     async def _send(self, message: msgspec.Struct, exchange: RabbitExchange, routing_key: str,
-                    message_id: str | None, headers: dict[str, Any] | None) -> None:
+                    message_id: str | None, headers: dict[str, Any] | None,
+                    expiration: float | None = None) -> None:
+        telemetry.annotate(message, keep=True)  # the request or consumer span learns the ids
+        headers = {**(headers or {}), PUBLISHED_HEADER: int(time.time() * 1000)}
         try:
             async with asyncio.timeout(self._timeout):
                 await self._broker.publish(
@@ -151,6 +193,7 @@ class Publisher:
                     message_id=message_id,
                     headers=headers,
                     content_type="application/json",
+                    expiration=expiration,
                 )
         except Exception as exc:  # any failure to get a confirm means "not published"
             raise BrokerUnavailable(f"publish to {routing_key!r} failed: {exc!r}") from exc

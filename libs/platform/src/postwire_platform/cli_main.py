@@ -8,17 +8,27 @@ from typing import TypeVar
 
 from litestar import Litestar
 
-from .service import serve
+from .service import configure_observability, serve
 from .settings import CommonSettings, SettingsError, load_settings
 
 S = TypeVar("S", bound=CommonSettings)
 
 
 def run_service(settings_cls: type[S], create_app: Callable[[S], Litestar]) -> None:
-    """Load settings from the environment, exit 2 with the variable's name if bad, else serve."""
+    """Load settings from the environment, exit 2 with the variable's name if bad, else serve.
+
+    ``create_app`` may raise ``SettingsError`` too (a setting only some services need, such as
+    ``SECRET_KEYS``), with the same effect.
+    """
     try:
         settings = load_settings(settings_cls)
     except SettingsError as exc:
         sys.stderr.write(f"configuration error: {exc}\n")
         raise SystemExit(2) from None
-    serve(create_app(settings), settings)
+    configure_observability(settings)  # tracing is set up before the app is built
+    try:
+        app = create_app(settings)
+    except SettingsError as exc:
+        sys.stderr.write(f"configuration error: {exc}\n")
+        raise SystemExit(2) from None
+    serve(app, settings)

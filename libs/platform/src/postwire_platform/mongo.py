@@ -18,6 +18,17 @@ EVENTS = "events"
 DISPATCHES = "dispatches"
 WEBHOOK_ENDPOINTS = "webhook_endpoints"
 WEBHOOK_ATTEMPTS = "webhook_attempts"
+OPT_OUTS = "opt_outs"
+SUPPRESSIONS = "suppressions"
+IDEMPOTENCY_KEYS = "idempotency_keys"
+RATE_LIMITS = "rate_limits"
+TEMPLATES = "templates"
+TEMPLATE_VERSIONS = "template_versions"
+DOMAINS = "domains"
+EMAIL_DISPATCHES = "email_dispatches"
+STATS_DAILY = "stats_daily"
+CONVERSATIONS = "conversations"
+WHATSAPP_DISPATCHES = "whatsapp_dispatches"
 
 INDEXES: dict[str, list[IndexModel]] = {
     API_KEYS: [IndexModel([("hash", ASCENDING)], unique=True),
@@ -27,11 +38,31 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("tenant_id", ASCENDING), ("channel", ASCENDING), ("accepted_at", DESCENDING)]),
         IndexModel([("provider_message_id", ASCENDING)], sparse=True),
         IndexModel([("published", ASCENDING), ("accepted_at", ASCENDING)], sparse=True),
+        # provider-ingest: which tenants wrote to a handset (an inbound STOP applies to them)
+        IndexModel([("to", ASCENDING), ("channel", ASCENDING), ("accepted_at", DESCENDING)]),
     ],
     EVENTS: [IndexModel([("message_id", ASCENDING)]),
              IndexModel([("unmatched_provider_id", ASCENDING)], sparse=True)],
     WEBHOOK_ENDPOINTS: [IndexModel([("tenant_id", ASCENDING)])],
-    WEBHOOK_ATTEMPTS: [IndexModel([("tenant_id", ASCENDING), ("message_id", ASCENDING)])],
+    DISPATCHES: [IndexModel([("part_keys", ASCENDING)], sparse=True)],
+    TENANTS: [IndexModel([("whatsapp_line.phone_number_id", ASCENDING)], unique=True, sparse=True)],
+    OPT_OUTS: [IndexModel([("tenant_id", ASCENDING), ("channel", ASCENDING), ("address", ASCENDING)],
+                          unique=True)],
+    RATE_LIMITS: [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0)],
+    IDEMPOTENCY_KEYS: [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0)],
+    SUPPRESSIONS: [IndexModel([("tenant_id", ASCENDING), ("email", ASCENDING)], unique=True)],
+    WEBHOOK_ATTEMPTS: [
+        IndexModel([("tenant_id", ASCENDING), ("message_id", ASCENDING)]),
+        IndexModel([("endpoint_id", ASCENDING), ("at", DESCENDING)]),
+        IndexModel([("webhook_id", ASCENDING), ("at", DESCENDING)]),
+        # each record carries its own expiry, so the retention is a setting, not an index option
+        IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0),
+    ],
+    TEMPLATES: [IndexModel([("tenant_id", ASCENDING), ("name", ASCENDING)], unique=True)],
+    TEMPLATE_VERSIONS: [IndexModel([("template_id", ASCENDING), ("version", ASCENDING)], unique=True)],
+    DOMAINS: [IndexModel([("tenant_id", ASCENDING), ("domain", ASCENDING)], unique=True)],
+    STATS_DAILY: [IndexModel([("tenant_id", ASCENDING), ("day", ASCENDING)])],
+    CONVERSATIONS: [IndexModel([("tenant_id", ASCENDING), ("last_inbound_at", DESCENDING)])],
 }
 
 Document = dict[str, Any]

@@ -10,7 +10,7 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 
@@ -34,6 +34,15 @@ class CommonSettings(msgspec.Struct, frozen=True, kw_only=True):
     shutdown_timeout: float = 15.0
     prefetch: int = 100
     service_name: str = "postwire"
+    # base64 32-byte keys, first one encrypts (postwire_platform.secrets_at_rest); empty: services that
+    # store secrets refuse to start
+    secret_keys: list[str] = []
+    # "quorum" on Kubernetes (replicated queues); every service of an installation must agree
+    amqp_queue_type: Literal["classic", "quorum"] = "classic"
+    # seconds between passive declares measuring queue depth and dead letters; 0 turns it off
+    queue_metrics_interval: float = 15.0
+    # a request body larger than this is refused with 413 before authentication or routing
+    max_body_bytes: Annotated[int, msgspec.Meta(gt=0)] = 1_000_000
 
 
 _PATH = re.compile(r"at `\$\.(\w+)")
@@ -66,8 +75,13 @@ def load_settings(cls: type[T], env: Mapping[str, str] | None = None) -> T:
 
 
 def _wants_json(tp: Any) -> bool:
+    """Containers and Structs (e.g. a routing table) come as JSON text in their variable."""
     origin = getattr(tp, "__origin__", None)
-    if origin in (dict, list) or tp in (dict, list):
+    if origin in (dict, list) or tp in (dict, list) or _is_struct(tp):
         return True
     args = getattr(tp, "__args__", ())
-    return any(getattr(a, "__origin__", None) in (dict, list) for a in args)
+    return any(getattr(a, "__origin__", None) in (dict, list) or _is_struct(a) for a in args)
+
+
+def _is_struct(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, msgspec.Struct)

@@ -1,4 +1,5 @@
-"""Tenants, API keys, sender ids and webhook endpoints: what the gateway and the operator CLI share.
+"""Tenants, API keys and sender ids: what the gateway and the operator CLI share (webhook endpoints:
+``webhook_store``).
 
 API keys are 190 bits of randomness, so a single SHA-256 is the right hash at rest (a slow password hash
 buys nothing against brute force of that space and would cost every request). Only the hash and a short
@@ -10,13 +11,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-from typing import Any, Literal
+from typing import Literal
 
 from pymongo.asynchronous.database import AsyncDatabase
 
 from .clock import utcnow
 from .ids import new_id
-from .mongo import API_KEYS, SENDER_IDS, TENANTS, WEBHOOK_ENDPOINTS, Document
+from .mongo import API_KEYS, SENDER_IDS, TENANTS, Document
 
 SCOPES: tuple[str, ...] = (
     "send:email", "read:email", "send:sms", "read:sms", "send:whatsapp", "read:whatsapp",
@@ -53,8 +54,12 @@ async def create_tenant(db: AsyncDatabase[Document], name: str, *,
 
 
 async def create_key(db: AsyncDatabase[Document], tenant_id: str, scopes: list[str], *,
-                     mode: Mode = "test", name: str = "") -> tuple[str, Document]:
-    """Create a key; returns (the key, shown once; its stored record)."""
+                     mode: Mode = "test", name: str = "",
+                     rate_limit: tuple[int, int] | None = None) -> tuple[str, Document]:
+    """Create a key; returns (the key, shown once; its stored record).
+
+    ``rate_limit`` is (requests per minute, per second) for this key instead of the gateway default.
+    """
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown:
         raise UnknownScope(f"unknown scope(s): {', '.join(unknown)}")
@@ -64,6 +69,8 @@ async def create_key(db: AsyncDatabase[Document], tenant_id: str, scopes: list[s
         "prefix": key[:12], "scopes": sorted(set(scopes)), "mode": mode, "name": name,
         "created_at": utcnow(), "revoked_at": None,
     }
+    if rate_limit is not None:
+        doc["rate_limit"] = {"per_minute": rate_limit[0], "per_second": rate_limit[1]}
     await db[API_KEYS].insert_one(doc)
     return key, doc
 
@@ -97,17 +104,3 @@ async def sender_id_approved(db: AsyncDatabase[Document], tenant_id: str, sender
     doc = await db[SENDER_IDS].find_one(
         {"tenant_id": tenant_id, "sender_id": sender_id, "status": "approved"}, projection=["_id"])
     return doc is not None
-
-
-async def create_webhook_endpoint(db: AsyncDatabase[Document], tenant_id: str, url: str, *,
-                                  events: list[str] | None = None, description: str = "",
-                                  enabled: bool = True) -> tuple[str, Document]:
-    """Create an endpoint; returns (its signing secret, shown once; the stored record)."""
-    secret = generate_webhook_secret()
-    doc: dict[str, Any] = {
-        "_id": new_id("we_"), "tenant_id": tenant_id, "url": url, "events": events or ["*"],
-        "description": description, "enabled": enabled, "secret": secret,
-        "created_at": utcnow(),
-    }
-    await db[WEBHOOK_ENDPOINTS].insert_one(doc)
-    return secret, doc

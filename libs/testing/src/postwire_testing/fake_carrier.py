@@ -73,6 +73,10 @@ _body = msgspec.json.Decoder(_Body)
 _encoder = msgspec.json.Encoder()
 
 
+RECEIPT_ATTEMPTS = 8
+"""Tries of one receipt callback (no answer or 5xx is retried with back-off, about 25 s in all)."""
+
+
 class FakeCarrier(Served):
     """A local carrier that records what it is sent and calls back like a real one."""
 
@@ -196,15 +200,23 @@ class FakeCarrier(Served):
                    "receipt": text}
         url = body.callback_url or ""
         if self._client is None:
-            self._client = httpx.AsyncClient(timeout=5.0)
-        try:
-            response = await self._client.post(url, content=_encoder.encode(payload),
-                                               headers={"Content-Type": "application/json"})
-            sent = ReceiptSent(carrier_id=carrier_id, url=url, stat=stat,
-                               status_code=response.status_code)
-        except httpx.HTTPError as exc:
-            sent = ReceiptSent(carrier_id=carrier_id, url=url, stat=stat, status_code=None,
-                               error=repr(exc))
+            self._client = httpx.AsyncClient(timeout=10.0)
+        # like a real carrier, a receipt the callback did not take (no answer or 5xx) is retried
+        pause = 0.5
+        for attempt in range(1, RECEIPT_ATTEMPTS + 1):
+            try:
+                response = await self._client.post(url, content=_encoder.encode(payload),
+                                                   headers={"Content-Type": "application/json"})
+                sent = ReceiptSent(carrier_id=carrier_id, url=url, stat=stat,
+                                   status_code=response.status_code)
+                if response.status_code < 500:
+                    break
+            except httpx.HTTPError as exc:
+                sent = ReceiptSent(carrier_id=carrier_id, url=url, stat=stat, status_code=None,
+                                   error=repr(exc))
+            if attempt < RECEIPT_ATTEMPTS:
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 5.0)
         self.receipts.append(sent)
 
 

@@ -9,6 +9,9 @@ path, lower-cased headers, the raw body bytes, the time); answers are 200 unless
         ...                                  # create an endpoint with hooks.url
         [first] = await hooks.wait_for(lambda reqs: len(reqs) >= 1)
         payload = hooks.verify(secret, first)  # Standard Webhooks signature check
+
+``hold()`` makes every request wait (a receiver that hangs) until ``release()``; stopping and starting
+the same receiver again serves on the same port (a receiver that was down for a while).
 """
 
 from __future__ import annotations
@@ -63,6 +66,8 @@ class WebhookReceiver(Served):
         self._requests: list[ReceivedRequest] = []
         self._plan: deque[_Answer] = deque()
         self._lock = threading.Lock()
+        self._open = threading.Event()
+        self._open.set()
         self._server: ThreadedServer | None = None
 
     # knobs and reads -------------------------------------------------------------------------------
@@ -84,6 +89,14 @@ class WebhookReceiver(Served):
         """Answer the next ``times`` requests with ``status`` (after ``delay`` seconds), then resume."""
         with self._lock:
             self._plan.extend(_Answer(status, dict(headers or {}), delay) for _ in range(times))
+
+    def hold(self) -> None:
+        """Keep every request from now on waiting (recorded, but unanswered) until ``release()``."""
+        self._open.clear()
+
+    def release(self) -> None:
+        """Answer the held requests and stop holding."""
+        self._open.set()
 
     def clear(self) -> None:
         """Forget recorded requests and pending answers."""
@@ -132,7 +145,8 @@ class WebhookReceiver(Served):
         self._port = int(self._server.url.rsplit(":", 1)[1])
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop serving and wait for the server thread."""
+        """Stop serving (held requests are released first) and wait for the server thread."""
+        self.release()
         if self._server is not None:
             self._server.stop(timeout)
         self._server = None
@@ -149,6 +163,9 @@ class WebhookReceiver(Served):
                 received_at=datetime.now(UTC))
             with self._lock:
                 self._requests.append(seen)
+            while not self._open.is_set():
+                await asyncio.sleep(0.02)
+            with self._lock:
                 answer = self._plan.popleft() if self._plan else _Answer(self.default_status)
             if answer.delay:
                 await asyncio.sleep(answer.delay)

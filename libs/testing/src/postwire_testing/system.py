@@ -39,7 +39,7 @@ class DevSystem:
     def __init__(self, state_dir: Path, *, amqp_url: str, env: dict[str, str] | None = None,
                  cwd: Path | None = None) -> None:
         self.state_dir = state_dir
-        self.base_port = free_port_block(7)
+        self.base_port = free_port_block(9)  # 8 services' HTTP ports and SMTP
         self.mongo_port = free_port_block(1)
         self.env = {**os.environ, "AMQP_URL": amqp_url, **(env or {})}
         if not (env or {}).get("MONGODB_URL"):
