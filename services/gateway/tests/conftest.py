@@ -15,6 +15,7 @@ from postwire_contracts import topology
 from postwire_gateway.app import create_app
 from postwire_gateway.settings import GatewaySettings
 from postwire_platform.mongo import Document
+from postwire_platform.secrets_at_rest import generate_key
 
 from .gateway_support import SendQueue, Tenant, make_tenant
 
@@ -22,7 +23,8 @@ from .gateway_support import SendQueue, Tenant, make_tenant
 @pytest.fixture
 def settings(amqp_url: str, mongodb_url: str, db_name: str) -> GatewaySettings:
     return GatewaySettings(amqp_url=amqp_url, mongodb_url=mongodb_url, mongodb_database=db_name,
-                           log_json=False)
+                           log_json=False, whatsapp_cloud_api_enabled=True,
+                           secret_keys=[generate_key()])
 
 
 @pytest.fixture
@@ -49,8 +51,10 @@ async def send_queue(client: AsyncTestClient[Any], amqp_url: str) -> AsyncIterat
     try:
         channel = await connection.channel()
         queue = await channel.get_queue(topology.SMS_SEND_QUEUE, ensure=True)
+        otp_lane = await channel.get_queue(topology.SMS_OTP_QUEUE, ensure=True)
         await queue.purge()
-        yield SendQueue(queue)
+        await otp_lane.purge()
+        yield SendQueue(queue, otp_lane)
     finally:
         await connection.close()
 

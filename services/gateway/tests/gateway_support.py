@@ -50,8 +50,10 @@ async def make_tenant(db: AsyncDatabase[Document], name: str = "Acme") -> Tenant
 class SendQueue:
     """The sms-dispatcher's work queue, read directly to see what the gateway published."""
 
-    def __init__(self, queue: aio_pika.abc.AbstractQueue) -> None:
+    def __init__(self, queue: aio_pika.abc.AbstractQueue,
+                 *lanes: aio_pika.abc.AbstractQueue) -> None:
         self.queue = queue
+        self.queues = [queue, *lanes]  # the standard queue and the OTP lane
 
     async def take(self, expected: int = 1, *, timeout: float = 5.0,
                    settle: float = 0.3) -> list[tuple[SendSms, aio_pika.abc.AbstractIncomingMessage]]:
@@ -61,9 +63,10 @@ class SendQueue:
         deadline = loop.time() + timeout
         quiet_until: float | None = None
         while True:
-            message = await self.queue.get(no_ack=True, fail=False)
-            if message is not None:
-                got.append((msgspec.json.decode(message.body, type=SendSms), message))
+            messages = [await q.get(no_ack=True, fail=False) for q in self.queues]
+            if any(m is not None for m in messages):
+                got.extend((msgspec.json.decode(m.body, type=SendSms), m)
+                           for m in messages if m is not None)
                 continue
             now = loop.time()
             if len(got) >= expected:

@@ -42,7 +42,9 @@ async def test_get_returns_the_message_and_404_for_another_tenant(
         "flow": "OTP", "metadata": {"a": "b"}, "externalId": "x-1", "live": True,
         "providerMessageId": None, "errorCode": None, "errorReason": None,
         "acceptedAt": sent["acceptedAt"], "sentAt": None, "deliveredAt": None, "failedAt": None,
-        "updatedAt": sent["acceptedAt"]}
+        "updatedAt": sent["acceptedAt"], "channel": "sms", "readAt": None, "segments": 1,
+        "encoding": "GSM-7", "expiresAt": sent["expiresAt"]}
+    assert sent["expiresAt"] is not None  # an OTP expires
 
     other = await make_tenant(db, "Other")
     for path in (f"/v1/sms/{sent['id']}", f"/v1/sms/{sent['id']}/timeline", "/v1/sms/nope"):
@@ -79,7 +81,7 @@ async def test_timeline_is_sorted_by_occurrence_with_ties_in_status_order(
         ("QUEUED", "gateway"), ("PROCESSING", "sms-dispatcher"), ("SENT", "sms-dispatcher"),
         ("SENT", "carrier-dlr"), ("DELIVERED", "carrier-dlr")]
     assert timeline[-1] == {
-        "status": "DELIVERED", "occurredAt": "2099-01-01T00:00:03.000Z",
+        "status": "DELIVERED", "eventType": None, "occurredAt": "2099-01-01T00:00:03.000Z",
         "recordedAt": "2099-01-01T00:00:10.000Z", "source": "carrier-dlr",
         "providerMessageId": "c-1", "providerStatus": "DELIVRD", "errorCode": None,
         "errorReason": None, "detail": {"err": "000"}, "raw": "id:c-1 stat:DELIVRD"}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -54,7 +54,7 @@ async def test_a_valid_send_is_stored_queued_and_published_once(
     published = await send_queue.take(1)
     assert len(published) == 1
     command, message = published[0]
-    assert message.message_id == data["id"] and message.routing_key == topology.SEND_SMS
+    assert message.message_id == data["id"] and message.routing_key == topology.SEND_SMS_OTP
     assert (command.message_id, command.tenant_id, command.live, command.to, command.body,
             command.sender_id, command.flow, command.metadata, command.external_id) == (
         data["id"], tenant.id, True, VALID_TO, "Your code is 123456", SENDER, "OTP",
@@ -128,8 +128,42 @@ async def test_limits_on_body_and_metadata(client: Client, tenant: Tenant) -> No
                                  json=payload(metadata={f"k{i}": "v" for i in range(21)}))
     _error(too_many, 422, "validation_error", "metadata")
     longest = await client.post("/v1/sms/send", headers=tenant.auth(), json=payload(
-        body="x" * 1600, metadata={f"k{i}": "v" for i in range(20)}))
+        body="x" * 1530, metadata={f"k{i}": "v" for i in range(20)}))   # 10 segments of 153
     assert longest.status_code == 201, longest.text
+    assert (longest.json()["data"]["segments"], longest.json()["data"]["encoding"]) == (10, "GSM-7")
+    eleven = await client.post("/v1/sms/send", headers=tenant.auth(), json=payload(body="x" * 1531))
+    _error(eleven, 422, "too_many_segments", "body")
+    unicode = await client.post("/v1/sms/send", headers=tenant.auth(), json=payload(body="ж" * 671))
+    _error(unicode, 422, "too_many_segments", "body")   # 11 segments of 67 UTF-16 units
+
+
+async def test_segments_encoding_and_the_otp_lane(
+        client: Client, tenant: Tenant, db: AsyncDatabase[Document], send_queue: SendQueue) -> None:
+    standard = await client.post("/v1/sms/send", headers=tenant.auth(), json=payload(
+        body="Prices in € [EUR]: " + "x" * 150))
+    assert standard.status_code == 201, standard.text
+    data = standard.json()["data"]
+    assert (data["segments"], data["encoding"], data["expiresAt"]) == (2, "GSM-7", None)
+    otp = await client.post("/v1/sms/send", headers=tenant.auth(), json=payload(
+        body="Код: 123456 😀", flow="OTP"))
+    otp_data = otp.json()["data"]
+    assert (otp_data["segments"], otp_data["encoding"]) == (1, "UCS-2")
+    accepted = datetime.fromisoformat(otp_data["acceptedAt"])
+    assert datetime.fromisoformat(otp_data["expiresAt"]) - accepted == timedelta(minutes=5)
+    custom = await client.post("/v1/sms/send", headers=tenant.auth(), json=payload(
+        flow="OTP", expiresAt="2099-01-01T00:00:00Z"))
+    assert custom.json()["data"]["expiresAt"].startswith("2099-01-01T00:00:00")
+    past = await client.post("/v1/sms/send", headers=tenant.auth(), json=payload(
+        flow="OTP", expiresAt="2001-01-01T00:00:00Z"))
+    _error(past, 422, "invalid_expires_at", "expiresAt")
+
+    doc = await db["messages"].find_one({"_id": otp_data["id"]})
+    assert doc is not None and (doc["segments"], doc["encoding"]) == (1, "UCS-2")
+    published = {c.message_id: (c, m) for c, m in await send_queue.take(3)}
+    command, message = published[otp_data["id"]]
+    assert message.routing_key == topology.SEND_SMS_OTP and command.expires_at == doc["expires_at"]
+    assert published[data["id"]][1].routing_key == topology.SEND_SMS
+    assert published[data["id"]][0].expires_at is None
 
 
 async def test_auth_failures_change_nothing(

@@ -7,10 +7,11 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 import pytest
 
+from postwire_contracts.messages import SendSms
 from postwire_gateway.cache import TtlCache
 from postwire_gateway.decoding import decode_body, int_param
+from postwire_gateway.outbox import send_command
 from postwire_gateway.phones import normalise_phone
-from postwire_gateway.sms_documents import send_command
 from postwire_gateway.sms_models import SendSmsRequest
 from postwire_gateway.views import iso, pagination, timeline_view
 from postwire_platform.errors import ApiError
@@ -89,8 +90,14 @@ def test_views_format_times_and_pages() -> None:
 
 
 def test_a_damaged_document_is_never_turned_into_a_command() -> None:
-    doc = {"_id": "m", "tenant_id": "t", "live": True, "to": "+1", "body": "x", "sender_id": "S",
-           "accepted_at": datetime(2026, 1, 1, tzinfo=UTC)}
-    assert send_command(doc).flow == "STANDARD"
+    command = {"kind": "send.sms.v1", "message_id": "m", "tenant_id": "t", "live": True, "to": "+1",
+               "body": "x", "sender_id": "S", "accepted_at": "2026-01-01T00:00:00Z"}
+    doc = {"_id": "m", "command": command}
+    rebuilt = send_command(doc)
+    assert isinstance(rebuilt, SendSms) and rebuilt.flow == "STANDARD"
     with pytest.raises(msgspec.ValidationError):
-        send_command({**doc, "body": None})
+        send_command({**doc, "command": {**command, "body": None}})
+    with pytest.raises(msgspec.ValidationError):
+        send_command({"_id": "m"})
+    with pytest.raises(msgspec.ValidationError):
+        send_command({"_id": "other", "command": command})

@@ -8,11 +8,15 @@ from typing import Any
 from litestar import Request
 
 from postwire_platform.clock import Clock
+from postwire_platform.secrets_at_rest import Keyring
 from postwire_platform.service import Runtime
 
+from .accept import Acceptor
 from .auth import Authenticator
+from .idempotency import Idempotency
 from .outbox import OutboxRelay
 from .published import PublishedMarker
+from .ratelimit import RateLimiter
 from .senders import SenderIds
 from .settings import GatewaySettings
 
@@ -28,19 +32,28 @@ class Gateway:
     senders: SenderIds
     marker: PublishedMarker
     outbox: OutboxRelay
+    acceptor: Acceptor
+    idempotency: Idempotency
+    keyring: Keyring
 
     @classmethod
     def create(cls, runtime: Runtime, settings: GatewaySettings, clock: Clock) -> Gateway:
         """Wire the gateway's parts around ``runtime`` (nothing connects until the lifespan runs)."""
+        marker = PublishedMarker(runtime)
         return cls(
             runtime=runtime,
             settings=settings,
             clock=clock,
-            auth=Authenticator(runtime, ttl=settings.auth_cache_seconds),
+            auth=Authenticator(runtime, ttl=settings.auth_cache_seconds, limiter=RateLimiter(
+                runtime, per_minute=settings.rate_limit_per_minute,
+                per_second=settings.rate_limit_per_second)),
             senders=SenderIds(runtime, ttl=settings.auth_cache_seconds),
-            marker=PublishedMarker(runtime),
+            marker=marker,
             outbox=OutboxRelay(runtime, clock=clock, grace=settings.outbox_grace_seconds,
                                interval=settings.outbox_interval_seconds),
+            acceptor=Acceptor(runtime, marker),
+            idempotency=Idempotency(runtime, clock),
+            keyring=Keyring(settings.secret_keys),  # SettingsError without SECRET_KEYS
         )
 
     async def start(self) -> None:

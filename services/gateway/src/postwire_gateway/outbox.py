@@ -1,9 +1,10 @@
-"""The outbox relay: publishes SMS documents that were stored but never marked published.
+"""The outbox relay: publishes messages (any channel) that were stored but never marked published.
 
 That happens when a gateway died between its insert and its publish, or when even the compensating
 delete failed. Every ``interval`` seconds the relay takes up to ``batch`` messages still ``published:
-false`` whose ``accepted_at`` is older than ``grace`` seconds, publishes their ``SendSms`` with
-confirms and marks them published. A message published twice is harmless: the dispatcher claims by id.
+false`` whose ``accepted_at`` is older than ``grace`` seconds, publishes the command stored with each
+(``command``) with confirms and marks them published. A message published twice is harmless: the
+dispatcher claims by id.
 """
 
 from __future__ import annotations
@@ -11,18 +12,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Mapping
 from datetime import timedelta
+from typing import Any
 
 import msgspec
 
 from postwire_contracts import topology
-from postwire_contracts.status import Channel
+from postwire_contracts.messages import SendCommand, SendEmail, SendSms, SendWhatsApp
 from postwire_platform.broker import BrokerUnavailable, broker_connected
 from postwire_platform.clock import Clock
 from postwire_platform.mongo import MESSAGES
 from postwire_platform.service import Runtime
-
-from .sms_documents import send_command
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ class OutboxRelay:
         cutoff = self._clock() - self._grace
         messages = runtime.db[MESSAGES]
         cursor = messages.find(
-            {"published": False, "channel": Channel.SMS.value, "accepted_at": {"$lt": cutoff}},
+            {"published": False, "accepted_at": {"$lt": cutoff}},
         ).sort("accepted_at", 1).limit(self._batch)
         published: list[str] = []
         try:
@@ -70,7 +71,7 @@ class OutboxRelay:
                 except msgspec.ValidationError:
                     log.exception("outbox: message %s cannot be rebuilt; skipped", doc.get("_id"))
                     continue
-                await runtime.publisher.publish(command, topology.SEND_SMS, message_id=doc["_id"])
+                await runtime.publisher.publish(command, routing_key(command), message_id=doc["_id"])
                 published.append(doc["_id"])
         except BrokerUnavailable as exc:
             log.warning("outbox: RabbitMQ refused a publish (%s); retrying next round", exc)
@@ -91,3 +92,24 @@ class OutboxRelay:
             except Exception:  # the relay must outlive any failure; next round retries
                 log.exception("outbox round failed; retrying in %.1fs", self._interval)
             await asyncio.sleep(self._interval)
+
+
+def send_command(doc: Mapping[str, Any]) -> SendCommand:
+    """The command stored with a message document.
+
+    Raises ``msgspec.ValidationError`` when it is missing, damaged or not this message's, so a damaged
+    document is never published.
+    """
+    command: SendCommand = msgspec.convert(doc.get("command"), SendCommand)
+    if command.message_id != doc.get("_id"):
+        raise msgspec.ValidationError("the stored command belongs to another message")
+    return command
+
+
+def routing_key(command: SendCommand) -> str:
+    if isinstance(command, SendSms):
+        return topology.sms_send_key(command.flow)
+    if isinstance(command, SendEmail):
+        return topology.SEND_EMAIL
+    assert isinstance(command, SendWhatsApp)
+    return topology.SEND_WHATSAPP

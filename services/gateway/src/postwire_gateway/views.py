@@ -28,45 +28,6 @@ def iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def accepted_view(doc: Document) -> dict[str, Any]:
-    """The 201 answer to a send."""
-    return {
-        "id": doc["_id"],
-        "status": doc["status"],
-        "to": doc["to"],
-        "senderId": doc.get("sender_id"),
-        "flow": doc.get("flow"),
-        "channel": doc["channel"],
-        "live": doc.get("live", False),
-        "acceptedAt": iso(doc.get("accepted_at")),
-        "metadata": doc.get("metadata") or {},
-        "externalId": doc.get("external_id"),
-    }
-
-
-def sms_view(doc: Document) -> dict[str, Any]:
-    """One SMS as ``GET /v1/sms/{id}`` and the list show it."""
-    return {
-        "id": doc["_id"],
-        "status": doc["status"],
-        "to": doc["to"],
-        "senderId": doc.get("sender_id"),
-        "body": doc.get("body"),
-        "flow": doc.get("flow"),
-        "metadata": doc.get("metadata") or {},
-        "externalId": doc.get("external_id"),
-        "live": doc.get("live", False),
-        "providerMessageId": doc.get("provider_message_id"),
-        "errorCode": doc.get("error_code"),
-        "errorReason": doc.get("error_reason"),
-        "acceptedAt": iso(doc.get("accepted_at")),
-        "sentAt": iso(doc.get("sent_at")),
-        "deliveredAt": iso(doc.get("delivered_at")),
-        "failedAt": iso(doc.get("failed_at")),
-        "updatedAt": iso(doc.get("updated_at")),
-    }
-
-
 def timeline_view(entries: list[Document]) -> list[dict[str, Any]]:
     """Timeline entries by ``occurred_at``; ties keep the status machine's order, then arrival."""
     ordered = sorted(entries, key=lambda e: (_sort_time(e.get("occurred_at")),
@@ -74,6 +35,7 @@ def timeline_view(entries: list[Document]) -> list[dict[str, Any]]:
     return [
         {
             "status": e.get("status"),
+            "eventType": e.get("event_type"),
             "occurredAt": iso(e.get("occurred_at")),
             "recordedAt": iso(e.get("recorded_at")),
             "source": e.get("source"),
