@@ -15,7 +15,7 @@ from postwire_contracts.messages import SendSms
 from postwire_contracts.status import Status
 from postwire_platform.broker import EXCHANGE, dead_queue
 from postwire_platform.clock import utcnow
-from postwire_platform.mongo import DISPATCHES, Document
+from postwire_platform.mongo import DISPATCHES, OPT_OUTS, Document
 from postwire_sms_dispatcher import app as sms_app
 from postwire_testing.fake_carrier import FakeCarrier
 from postwire_testing.taps import EventTap
@@ -209,3 +209,23 @@ async def test_an_undecodable_command_is_dead_lettered(
             await asyncio.sleep(0.05)
         else:
             pytest.fail("nothing reached the dead-letter queue")
+
+
+async def test_a_send_to_an_opted_out_number_fails_without_reaching_a_carrier(
+        tap: EventTap, amqp_url: str, mongodb_url: str, db_name: str,
+        db: AsyncDatabase[Document]) -> None:
+    await db[OPT_OUTS].insert_one({"_id": "oo_1", "tenant_id": "ten_test", "channel": "sms",
+                                   "address": "+447700900777", "source": "api",
+                                   "created_at": utcnow()})
+    async with FakeCarrier() as fake, running(make_settings(
+            amqp_url, mongodb_url, db_name, sms_carrier_url=fake.url)):
+        stopped = command("+447700900777")
+        other_tenant = command("+447700900777", tenant_id="ten_other")
+        sandboxed = command("+447700900777", live=False)
+        for cmd in (stopped, other_tenant, sandboxed):
+            await tap.publisher.publish(cmd, topology.SEND_SMS)
+        for cmd in (stopped, sandboxed):
+            failed = await tap.wait_for(cmd.message_id, Status.FAILED)
+            assert failed.error_code == "opted_out"
+        await tap.wait_for(other_tenant.message_id, Status.SENT)
+        assert [s.reference for s in fake.submissions] == [other_tenant.message_id]

@@ -1,4 +1,9 @@
-"""The sms-dispatcher app: a ``sms-dispatcher.send`` consumer plus health routes."""
+"""The sms-dispatcher app: the standard and OTP lane consumers, carrier routes, health routes.
+
+Two queues: ``sms-dispatcher.send`` (STANDARD) and ``sms-dispatcher.send.otp`` (the OTP lane, its own
+channel and prefetch), so a backlog of bulk messages never sits in front of an OTP; inside a carrier the
+OTP also goes first (``gate.PriorityGate``).
+"""
 
 from __future__ import annotations
 
@@ -7,23 +12,30 @@ import logging
 import os
 import socket
 
+import smpp34
 from faststream.exceptions import NackMessage
+from faststream.rabbit.schemas import Channel as RabbitChannel
 from litestar import Litestar
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import ConnectionFailure
 
 from postwire_contracts import topology
 from postwire_contracts.messages import SendSms
+from postwire_platform.batching import Coalescer
 from postwire_platform.broker import BrokerUnavailable, work_queue
 from postwire_platform.clock import Clock, utcnow
 from postwire_platform.ids import new_id
-from postwire_platform.mongo import DISPATCHES
+from postwire_platform.mongo import DISPATCHES, OPT_OUTS, Document
 from postwire_platform.service import Runtime, build_app, new_broker
 
 from .carrier import HttpCarrier, SmsCarrier
 from .claims import Claims
+from .deliveries import Deliveries, RecentSubmits
 from .dispatch import Carriers, DispatchConfig, Dispatcher
+from .routes import HttpRoute, SandboxRoute, SmppRoute
 from .sandbox import SandboxCarrier
 from .settings import SmsDispatcherSettings
+from .smpp import SmppCarrier
 
 log = logging.getLogger(__name__)
 
@@ -36,20 +48,63 @@ def instance_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{new_id()[-8:]}"
 
 
+class MongoOptOuts:
+    """``OptOutCheck`` on the shared ``opt_outs`` collection (unique tenant/channel/address).
+
+    The checks of the deliveries in flight are answered by one ``find`` (group commit)."""
+
+    def __init__(self, collection: AsyncCollection[Document]) -> None:
+        self._collection = collection
+        self._lookups: Coalescer[tuple[str, str], bool] = Coalescer(self._find_many,
+                                                                   name="opt-out-lookups")
+
+    async def opted_out(self, tenant_id: str, address: str) -> bool:
+        return await self._lookups.submit((tenant_id, address))
+
+    async def _find_many(self, pairs: list[tuple[str, str]]) -> list[bool]:
+        tenants = sorted({t for t, _ in pairs})
+        addresses = sorted({a for _, a in pairs})
+        found: set[tuple[str, str]] = set()
+        async for doc in self._collection.find(
+                {"tenant_id": tenants[0] if len(tenants) == 1 else {"$in": tenants},
+                 "channel": "sms",
+                 "address": addresses[0] if len(addresses) == 1 else {"$in": addresses}},
+                projection=["tenant_id", "address"]):
+            found.add((doc["tenant_id"], doc["address"]))
+        return [pair in found for pair in pairs]
+
+
 def create_app(settings: SmsDispatcherSettings, *, carrier: SmsCarrier | None = None,
                sandbox: SmsCarrier | None = None, clock: Clock | None = None) -> Litestar:
-    """Build the app; ``carrier``/``sandbox`` replace the HTTP and sandbox carriers (tests)."""
+    """Build the app; ``carrier`` replaces every live route and ``sandbox`` the sandbox (tests)."""
     runtime = Runtime(settings=settings, broker=new_broker(settings))
     now = clock or utcnow
-    owned: list[HttpCarrier | SandboxCarrier] = []
-    if carrier is None and settings.sms_carrier_url:
-        carrier = HttpCarrier(settings.sms_carrier_url, settings.sms_carrier_token,
-                              timeout=settings.sms_carrier_timeout)
-        owned.append(carrier)
+    table = settings.routing()
+    closers: list[HttpCarrier | SandboxCarrier | SmppCarrier] = []
+    smpp: list[SmppCarrier] = []
+    routes: dict[str, SmsCarrier] = {}
+    deliveries: list[Deliveries] = []
+
+    async def on_deliver(route: str, event: smpp34.DeliverSmEvent) -> None:
+        await deliveries[0](route, event)  # built in start(), before any bind is started
+
+    for name, route in table.routes.items():
+        if carrier is not None:
+            routes[name] = carrier
+        elif isinstance(route, HttpRoute):
+            routes[name] = http = HttpCarrier(route.url, route.token, timeout=route.timeout)
+            closers.append(http)
+        elif isinstance(route, SmppRoute):
+            routes[name] = bound = SmppCarrier(name, route, on_deliver, clock=now)
+            smpp.append(bound)
+            closers.append(bound)
+        elif isinstance(route, SandboxRoute):
+            routes[name] = box = SandboxCarrier(dlr_delay=settings.sandbox_dlr_delay)
+            closers.append(box)
     if sandbox is None:
         sandbox = SandboxCarrier(dlr_delay=settings.sandbox_dlr_delay)
-        owned.append(sandbox)
-    carriers = Carriers(sandbox=sandbox, live=carrier)
+        closers.append(sandbox)
+    carriers = Carriers(sandbox=sandbox, routes=routes, table=table)
     config = DispatchConfig(
         dlr_callback_url=settings.sms_dlr_callback_url, dlr_token=settings.sms_dlr_token,
         retry_delays=list(settings.sms_retry_delays),
@@ -60,11 +115,16 @@ def create_app(settings: SmsDispatcherSettings, *, carrier: SmsCarrier | None = 
     async def start(rt: Runtime) -> None:
         assert rt.publisher is not None
         claims = Claims(rt.db[DISPATCHES], owner, settings.dispatch_lease_seconds)
-        rt.extras["dispatcher"] = Dispatcher(claims, rt.publisher, carriers, config, now)
-        log.info("dispatcher ready", extra={"owner": owner, "live": carrier is not None})
+        recent = RecentSubmits()
+        rt.extras["dispatcher"] = Dispatcher(claims, rt.publisher, carriers, config, now,
+                                             opt_outs=MongoOptOuts(rt.db[OPT_OUTS]), recent=recent)
+        deliveries.append(Deliveries(rt.db[DISPATCHES], rt.publisher, now, recent=recent))
+        for route in smpp:
+            route.start()
+        rt.extras["smpp"] = smpp
+        log.info("dispatcher ready", extra={"owner": owner, "routes": sorted(routes)})
 
-    @runtime.broker.subscriber(work_queue(topology.SMS_SEND_QUEUE))
-    async def handle_send_sms(cmd: SendSms) -> None:
+    async def handle(cmd: SendSms) -> None:
         dispatcher: Dispatcher = runtime.extras["dispatcher"]
         try:
             await dispatcher.dispatch(cmd)
@@ -74,16 +134,37 @@ def create_app(settings: SmsDispatcherSettings, *, carrier: SmsCarrier | None = 
             await asyncio.sleep(NACK_PAUSE)
             raise NackMessage(requeue=True) from exc
 
+    standard = runtime.broker.subscriber(work_queue(topology.SMS_SEND_QUEUE))
+    otp_lane = runtime.broker.subscriber(
+        work_queue(topology.SMS_OTP_QUEUE),
+        channel=RabbitChannel(prefetch_count=settings.otp_prefetch, publisher_confirms=True))
+
+    @standard
+    async def handle_send_sms(cmd: SendSms) -> None:
+        await handle(cmd)
+
+    @otp_lane
+    async def handle_send_otp(cmd: SendSms) -> None:
+        await handle(cmd)
+
+    async def stop(rt: Runtime) -> None:
+        # Stop consuming and let in-flight sends finish; then unbind SMPP and let the receipts
+        # already taken be published while the broker is still connected.
+        await asyncio.gather(standard.stop(), otp_lane.stop())
+        await asyncio.gather(*(route.aclose() for route in smpp), return_exceptions=True)
+
     async def close_carriers() -> None:
         # Litestar runs on_shutdown after the lifespan, i.e. after the broker drained in-flight
         # messages, so no handler is still using a carrier here.
-        for owned_carrier in owned:
-            await owned_carrier.aclose()
+        await asyncio.gather(*(c.aclose() for c in closers if not isinstance(c, SmppCarrier)),
+                             return_exceptions=True)
 
+    delays = settings.delay_steps()
     return build_app(
         runtime,
         collections=[DISPATCHES],
-        delays={topology.SMS_SEND_QUEUE: settings.delay_steps()},
+        delays={topology.SMS_SEND_QUEUE: delays, topology.SMS_OTP_QUEUE: delays},
         on_start=[start],
+        on_stop=[stop],
         on_shutdown=[close_carriers],
     )

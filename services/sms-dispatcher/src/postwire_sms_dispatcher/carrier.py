@@ -7,6 +7,7 @@ The HTTP protocol is the one in ``docs/architecture.md``: ``POST {url}/messages`
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Protocol
 from urllib.parse import urlencode
 
@@ -24,12 +25,18 @@ class SubmitRequest(msgspec.Struct, frozen=True, kw_only=True):
     to: str
     text: str
     callback_url: str
+    otp: bool = False
+    """Ahead of every STANDARD message waiting for the same carrier."""
+    expires_at: datetime | None = None
+    """Not to be handed to the carrier after this (an OTP's ``expiresAt``)."""
 
 
 class SubmitResult(msgspec.Struct, frozen=True, kw_only=True):
-    """The carrier accepted the message under its own id."""
+    """The carrier accepted the message under its own id (the first part's, for SMPP)."""
 
     carrier_id: str
+    part_ids: list[str] = []
+    """SMPP: the carrier's id of every part, in order (one for a single-part message)."""
 
 
 class PermanentCarrierError(Exception):
@@ -45,8 +52,16 @@ class TransientCarrierError(Exception):
     """The carrier could not take the message now (timeout, connection, 429, 5xx); retry later."""
 
 
+class RouteUnavailable(TransientCarrierError):
+    """The route cannot take anything now (every SMPP bind down): try the next route."""
+
+
+class Expired(Exception):
+    """The message's ``expires_at`` passed while it waited for the carrier; it was not sent."""
+
+
 class SmsCarrier(Protocol):
-    """Anything that submits an SMS: the HTTP carrier, the sandbox, an SMPP bind later."""
+    """Anything that submits an SMS: the HTTP carrier, the sandbox, an SMPP route."""
 
     async def submit(self, request: SubmitRequest) -> SubmitResult:
         """Submit one message, idempotent on ``request.message_id``."""

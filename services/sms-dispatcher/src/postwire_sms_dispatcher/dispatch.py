@@ -20,16 +20,22 @@ from postwire_contracts import topology
 from postwire_contracts.messages import SendSms, StatusEvent
 from postwire_contracts.status import Channel, Status
 from postwire_platform.clock import Clock, utcnow
+from postwire_platform.metrics import provider_call
 from postwire_platform.mongo import Document
 
 from .carrier import (
+    Expired,
     PermanentCarrierError,
+    RouteUnavailable,
     SmsCarrier,
     SubmitRequest,
+    SubmitResult,
     TransientCarrierError,
     callback_url,
 )
 from .claims import FAILED, SENT, Claim, Claims
+from .deliveries import RecentSubmits
+from .routes import RoutingTable
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +57,39 @@ class EventSink(Protocol):
         ...
 
 
+class OptOutCheck(Protocol):
+    """Whether a tenant's recipient opted out (the shared ``opt_outs`` collection)."""
+
+    async def opted_out(self, tenant_id: str, address: str) -> bool:
+        """True when ``address`` opted out of ``tenant_id``'s SMS."""
+        ...
+
+
+class NoOptOuts:
+    """An ``OptOutCheck`` for tests that have no opt-outs."""
+
+    async def opted_out(self, tenant_id: str, address: str) -> bool:
+        return False
+
+
 @dataclass(frozen=True)
 class Carriers:
-    """The sandbox for test keys and the HTTP carrier (None when ``SMS_CARRIER_URL`` is empty)."""
+    """The sandbox for test keys and the operator's routes (``SMS_ROUTES``) for live ones."""
 
     sandbox: SmsCarrier
-    live: SmsCarrier | None
+    routes: dict[str, SmsCarrier]
+    table: RoutingTable
+
+    def plan(self, cmd: SendSms) -> list[tuple[str, SmsCarrier]]:
+        """The carriers to try for ``cmd``, in failover order (empty: no live carrier)."""
+        if not cmd.live:
+            return [("sandbox", self.sandbox)]
+        return [(name, self.routes[name]) for name in self.table.candidates(cmd.tenant_id, cmd.to)]
+
+
+def send_queue(cmd: SendSms) -> str:
+    """The queue ``cmd`` came from and returns to after a delay: the OTP lane or the standard one."""
+    return topology.SMS_OTP_QUEUE if cmd.flow == "OTP" else topology.SMS_SEND_QUEUE
 
 
 @dataclass(frozen=True)
@@ -73,12 +106,15 @@ class Dispatcher:
     """Delivers each ``SendSms`` at most once to a carrier, whatever the broker redelivers."""
 
     def __init__(self, claims: Claims, sink: EventSink, carriers: Carriers, config: DispatchConfig,
-                 clock: Clock = utcnow) -> None:
+                 clock: Clock = utcnow, opt_outs: OptOutCheck | None = None,
+                 recent: RecentSubmits | None = None) -> None:
+        self._recent = recent or RecentSubmits()
         self._claims = claims
         self._sink = sink
         self._carriers = carriers
         self._config = config
         self._clock = clock
+        self._opt_outs = opt_outs or NoOptOuts()
 
     async def dispatch(self, cmd: SendSms) -> None:
         """Handle one delivery of ``cmd``; returning normally means it may be acked."""
@@ -91,39 +127,76 @@ class Dispatcher:
         if claim.kind == "held":
             log.info("claim held by a live lease; re-checking later",
                      extra={"message_id": cmd.message_id, "owner": claim.doc.get("owner")})
-            await self._sink.delay(cmd, topology.SMS_SEND_QUEUE, self._config.recheck_seconds)
+            await self._sink.delay(cmd, send_queue(cmd), self._config.recheck_seconds)
             return
         await self._publish(processing_event(cmd, claim.doc))
         await self._submit(cmd, claim)
 
     async def _submit(self, cmd: SendSms, claim: Claim) -> None:
-        carrier_name = "http" if cmd.live else "sandbox"
-        carrier = self._carriers.live if cmd.live else self._carriers.sandbox
-        if carrier is None:
-            await self._fail(cmd, carrier_name, "no_carrier", "no live SMS carrier is configured")
-            return
+        plan = self._carriers.plan(cmd)
+        first = plan[0][0] if plan else ("sandbox" if not cmd.live else "none")
         if cmd.expires_at is not None and self._clock() >= cmd.expires_at:
-            await self._fail(cmd, carrier_name, "expired", "the message expired before it was sent")
+            await self._fail(cmd, first, "expired", "the message expired before it was sent")
+            return
+        if await self._opt_outs.opted_out(cmd.tenant_id, cmd.to):
+            await self._fail(cmd, first, "opted_out", "the recipient opted out of this sender")
+            return
+        if not plan:
+            await self._fail(cmd, first, "no_carrier", "no live SMS carrier is configured")
             return
         request = SubmitRequest(
             message_id=cmd.message_id, sender=cmd.sender_id, to=cmd.to, text=cmd.body,
             callback_url=callback_url(self._config.dlr_callback_url, self._config.dlr_token,
                                       cmd.message_id),
+            otp=cmd.flow == "OTP", expires_at=cmd.expires_at,
         )
+        unavailable: list[str] = []
+        for carrier_name, carrier in plan:
+            try:
+                result = await provider_call(Channel.SMS, carrier_name, carrier.submit(request))
+            except RouteUnavailable as exc:
+                unavailable.append(str(exc))
+                log.warning("route unavailable; failing over", extra={
+                    "message_id": cmd.message_id, "carrier": carrier_name, "error": str(exc)})
+                continue
+            except Expired as exc:
+                await self._fail(cmd, carrier_name, "expired", str(exc))
+                return
+            except PermanentCarrierError as exc:
+                await self._fail(cmd, carrier_name, exc.code, exc.reason)
+                return
+            except TransientCarrierError as exc:
+                await self._retry_or_fail(cmd, claim, carrier_name, str(exc))
+                return
+            await self._sent(cmd, carrier_name, carrier, result)
+            return
+        await self._retry_or_fail(cmd, claim, first, "; ".join(unavailable))
+
+    async def _sent(self, cmd: SendSms, carrier_name: str, carrier: SmsCarrier,
+                    result: SubmitResult) -> None:
+        fields: dict[str, Any] = {"carrier": carrier_name, "provider_message_id": result.carrier_id,
+                                  "tenant_id": cmd.tenant_id}
+        recent = None
+        if result.part_ids:
+            fields["part_ids"] = result.part_ids
+            keys = getattr(carrier, "receipt_keys", None)
+            if keys is not None:
+                fields["part_keys"] = keys(result.part_ids)
+                # its receipts may arrive before the outcome below is written: match them in memory
+                recent = self._recent.add(fields["part_keys"], {
+                    "_id": cmd.message_id, "tenant_id": cmd.tenant_id,
+                    "provider_message_id": result.carrier_id, "part_keys": fields["part_keys"]})
         try:
-            result = await carrier.submit(request)
-        except PermanentCarrierError as exc:
-            await self._fail(cmd, carrier_name, exc.code, exc.reason)
-            return
-        except TransientCarrierError as exc:
-            await self._retry_or_fail(cmd, claim, carrier_name, str(exc))
-            return
-        doc = await self._claims.finish(cmd.message_id, self._clock(), SENT, {
-            "carrier": carrier_name, "provider_message_id": result.carrier_id})
-        OUTCOMES.labels(outcome="sent", carrier=carrier_name).inc()
-        log.info("sent", extra={"message_id": cmd.message_id, "carrier": carrier_name,
-                                "provider_message_id": result.carrier_id})
-        await self._publish(outcome_event(cmd, doc))
+            doc = await self._claims.finish(cmd.message_id, self._clock(), SENT, fields)
+            OUTCOMES.labels(outcome="sent", carrier=carrier_name).inc()
+            log.info("sent", extra={"message_id": cmd.message_id, "carrier": carrier_name,
+                                    "provider_message_id": result.carrier_id,
+                                    "parts": len(result.part_ids) or 1})
+            await self._publish(outcome_event(cmd, doc))
+        finally:
+            # receipts held back for this message go out now, even when recording it failed
+            if recent is not None:
+                recent.announced.set()
 
     async def _retry_or_fail(self, cmd: SendSms, claim: Claim, carrier_name: str,
                              error: str) -> None:
@@ -139,7 +212,7 @@ class Dispatcher:
         OUTCOMES.labels(outcome="retried", carrier=carrier_name).inc()
         await self._claims.release(cmd.message_id, self._clock(), error)
         retry = msgspec.structs.replace(cmd, attempt=attempts)
-        await self._sink.delay(retry, topology.SMS_SEND_QUEUE, seconds)
+        await self._sink.delay(retry, send_queue(cmd), seconds)
 
     async def _fail(self, cmd: SendSms, carrier_name: str, code: str, reason: str) -> None:
         doc = await self._claims.finish(cmd.message_id, self._clock(), FAILED, {
@@ -171,7 +244,8 @@ def outcome_event(cmd: SendSms, doc: Document) -> StatusEvent:
     common: dict[str, Any] = {
         "channel": Channel.SMS, "occurred_at": _at(doc, "finished_at"), "source": SOURCE,
         "message_id": cmd.message_id, "tenant_id": cmd.tenant_id,
-        "detail": {"carrier": doc.get("carrier")},
+        "detail": {"carrier": doc.get("carrier")} | (
+            {"parts": len(doc["part_ids"])} if len(doc.get("part_ids") or ()) > 1 else {}),
     }
     if doc["state"] == SENT:
         return StatusEvent(event_id=f"{cmd.message_id}:sent", status=Status.SENT,

@@ -8,6 +8,8 @@ import msgspec
 
 from postwire_platform.settings import CommonSettings
 
+from .routes import RoutingTable, legacy_table
+
 
 def _default_retry_delays() -> list[float]:
     return [2.0, 10.0, 60.0, 300.0]
@@ -27,6 +29,16 @@ class SmsDispatcherSettings(CommonSettings, frozen=True, kw_only=True):
     dispatch_lease_seconds: Annotated[float, msgspec.Meta(gt=0)] = 30.0
     sms_retry_delays: list[Annotated[float, msgspec.Meta(gt=0)]] = msgspec.field(
         default_factory=_default_retry_delays)
+    sms_routes: RoutingTable | None = None
+    """Carrier routes (``SMS_ROUTES`` JSON, see ``routes.py``); unset: ``SMS_CARRIER_URL`` alone."""
+    otp_prefetch: Annotated[int, msgspec.Meta(ge=1)] = 20
+    """Unacked OTPs per process on the OTP lane (``sms-dispatcher.send.otp``)."""
+
+    def routing(self) -> RoutingTable:
+        """``SMS_ROUTES``, or the single HTTP route of ``SMS_CARRIER_URL`` (none if that is empty)."""
+        if self.sms_routes is not None:
+            return self.sms_routes
+        return legacy_table(self.sms_carrier_url, self.sms_carrier_token, self.sms_carrier_timeout)
 
     @property
     def lease_recheck_seconds(self) -> float:
