@@ -125,9 +125,12 @@ async def test_an_unknown_provider_id_is_parked_then_applied_when_sent_brings_it
     await eventually(has_timeline(db, mid, 3))
     doc = await message(db, mid)
     assert doc["status"] == "DELIVERED"
-    matched = await db[EVENTS].find_one({"_id": dlr.event_id})
-    assert matched is not None
-    assert matched["message_id"] == mid and "unmatched_provider_id" not in matched
+
+    async def marked() -> bool:  # the ledger is updated after the message, in the same batch
+        matched = await db[EVENTS].find_one({"_id": dlr.event_id})
+        return bool(matched and matched["message_id"] == mid
+                    and "unmatched_provider_id" not in matched)
+    await eventually(marked)
 
     async def both_notes() -> bool:
         return {n.event_status for n in await wire.notes_for(mid)} == {Status.SENT,
@@ -198,3 +201,23 @@ async def test_inbound_events_are_kept_in_the_ledger(wire: Bus, db: AsyncDatabas
     assert doc is not None
     assert (doc["channel"], doc["sender"], doc["body"], doc["message_id"]) == (
         "sms", "+447700900123", "STOP", None)
+
+
+async def test_an_event_type_carried_by_the_event_names_the_notification(
+        wire: Bus, db: AsyncDatabase[Document]) -> None:
+    """Email bounces, complaints, opens and clicks name their own customer event type."""
+    mid = await insert_message(db)
+    await wire.publish(event(Status.SENT, message_id=mid, seconds=1))
+    await wire.publish(event(Status.FAILED, message_id=mid, seconds=2, error_code="hard_bounce",
+                             event_type="email_hard_bounce", detail={"smtp_code": 550}))
+    await eventually(has_timeline(db, mid, 3))
+    doc = await message(db, mid)
+    assert doc["status"] == "FAILED" and doc["error_code"] == "hard_bounce"
+    bounce = next(e for e in doc["timeline"] if e["status"] == "FAILED")
+    assert bounce["event_type"] == "email_hard_bounce"
+
+    async def two_notes() -> bool:
+        return len(await wire.notes_for(mid)) >= 2
+    await eventually(two_notes)
+    types = {n.event_status: n.event_type for n in await wire.notes_for(mid)}
+    assert types == {Status.SENT: "sms_sent", Status.FAILED: "email_hard_bounce"}

@@ -7,23 +7,24 @@ decimal (kept as strings).
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime
+from datetime import datetime
 
 import msgspec
 
 from postwire_contracts.messages import StatusEvent
 from postwire_contracts.status import Channel, Status
+from postwire_sms.receipts import (
+    TextReceipt,
+    failure_reason,
+    outcome_of,
+    parse_date,
+    parse_text,
+)
+
+__all__ = ["DlrBody", "InvalidReceipt", "TextReceipt", "normalise", "parse_date", "parse_text",
+           "status_for"]
 
 SOURCE = "carrier-dlr"
-
-_FAILED_STATS: dict[str, str] = {
-    "UNDELIV": "undeliverable",
-    "EXPIRED": "validity period expired",
-    "DELETED": "deleted by the carrier",
-    "REJECTD": "rejected by the carrier",
-    "UNKNOWN": "unknown final state",
-}
 
 
 class DlrBody(msgspec.Struct, frozen=True, kw_only=True):
@@ -38,71 +39,17 @@ class DlrBody(msgspec.Struct, frozen=True, kw_only=True):
     receipt: str | None = None
 
 
-class TextReceipt(msgspec.Struct, frozen=True, kw_only=True):
-    """The fields of an SMPP text-form receipt; None where absent."""
-
-    id: str | None = None
-    sub: str | None = None
-    dlvrd: str | None = None
-    submit_date: str | None = None
-    done_date: str | None = None
-    stat: str | None = None
-    err: str | None = None
-    text: str | None = None
-
-
 class InvalidReceipt(ValueError):
     """The receipt names no carrier id or no state."""
 
 
-_TEXT = re.compile(r"(?:^|\s)text\s*:", re.IGNORECASE)
-_FIELD = re.compile(r"(?:^|\s)(id|sub|dlvrd|submit[ _]?date|done[ _]?date|stat|err)\s*:\s*(\S*)",
-                    re.IGNORECASE)
-
-
-def parse_text(receipt: str) -> TextReceipt:
-    """Parse ``id:… sub:… dlvrd:… submit date:… done date:… stat:… err:… text:…`` leniently."""
-    text: str | None = None
-    head = receipt
-    match = _TEXT.search(receipt)
-    if match:
-        head, text = receipt[: match.start()], receipt[match.end():]
-    found: dict[str, str] = {}
-    for key, value in _FIELD.findall(head):
-        name = re.sub(r"[ _]?date$", "_date", key.lower())
-        found.setdefault(name, value)
-    return TextReceipt(
-        id=found.get("id") or None, sub=found.get("sub"), dlvrd=found.get("dlvrd"),
-        submit_date=found.get("submit_date"), done_date=found.get("done_date"),
-        stat=(found.get("stat") or "").upper() or None, err=found.get("err") or None, text=text,
-    )
-
-
-def parse_date(value: str | None) -> datetime | None:
-    """An SMPP ``YYMMDDhhmm[ss]`` date (taken as UTC) or an ISO 8601 one; None if neither."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit() and len(value) in (10, 12):
-        try:
-            return datetime.strptime(value, "%y%m%d%H%M%S" if len(value) == 12 else "%y%m%d%H%M"
-                                     ).replace(tzinfo=UTC)
-        except ValueError:
-            return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+_STATUS: dict[str, Status] = {"delivered": Status.DELIVERED, "failed": Status.FAILED,
+                              "pending": Status.SENT}
 
 
 def status_for(stat: str) -> Status:
     """DELIVRD → DELIVERED; final failures → FAILED; ENROUTE, ACCEPTD and anything else → SENT."""
-    if stat == "DELIVRD":
-        return Status.DELIVERED
-    if stat in _FAILED_STATS:
-        return Status.FAILED
-    return Status.SENT
+    return _STATUS[outcome_of(stat)]
 
 
 def normalise(body: DlrBody, raw: str, *, mid: str | None, now: datetime) -> StatusEvent:
@@ -124,8 +71,7 @@ def normalise(body: DlrBody, raw: str, *, mid: str | None, now: datetime) -> Sta
     error_code = error_reason = None
     if status is Status.FAILED:
         error_code = stat
-        meaning = _FAILED_STATS[stat]
-        error_reason = f"{meaning} (err {err})" if err else meaning
+        error_reason = failure_reason(stat, err)
     return StatusEvent(
         event_id=f"dlr:{carrier_id}:{stat}",
         channel=Channel.SMS,

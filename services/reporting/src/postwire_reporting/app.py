@@ -16,8 +16,9 @@ from prometheus_client import Counter
 
 from postwire_contracts import topology
 from postwire_contracts.messages import InboundEvent, StatusEvent
+from postwire_platform import telemetry
 from postwire_platform.broker import work_queue
-from postwire_platform.mongo import EVENTS, MESSAGES
+from postwire_platform.mongo import EVENTS, MESSAGES, STATS_DAILY
 from postwire_platform.service import Runtime, build_app, new_broker
 
 from .batcher import BatcherStopped, MicroBatcher
@@ -36,12 +37,14 @@ def create_app(settings: Settings) -> Litestar:
     """The reporting app: health routes plus the batched subscriber on ``reporting.events``."""
     runtime = Runtime(settings=settings, broker=new_broker(settings))
     subscriber = runtime.broker.subscriber(work_queue(topology.REPORTING_QUEUE))
+    origins = telemetry.Origins()
 
     @subscriber
     async def handle(event: StatusEvent | InboundEvent) -> None:
         batcher: MicroBatcher[Event] = runtime.extras[BATCHER]
         try:
-            await batcher.submit(event)
+            with origins.held(event.event_id):  # the batch links its notification to this trace
+                await batcher.submit(event)
         except Exception as exc:
             if isinstance(exc, BatcherStopped) or is_transient(exc):
                 log.warning("event not recorded; handing it back",
@@ -56,7 +59,7 @@ def create_app(settings: Settings) -> Litestar:
 
     async def start(rt: Runtime) -> None:
         assert rt.publisher is not None
-        recorder = Recorder(rt.db, rt.publisher)
+        recorder = Recorder(rt.db, rt.publisher, origins)
         batcher: MicroBatcher[Event] = MicroBatcher(
             recorder.process, max_items=settings.batch_max,
             max_wait=settings.batch_wait_ms / 1000, is_transient=is_transient)
@@ -70,4 +73,5 @@ def create_app(settings: Settings) -> Litestar:
         if batcher is not None:
             await batcher.stop(timeout=settings.shutdown_timeout)
 
-    return build_app(runtime, collections=[MESSAGES, EVENTS], on_start=[start], on_stop=[stop])
+    return build_app(runtime, collections=[MESSAGES, EVENTS, STATS_DAILY], on_start=[start],
+                     on_stop=[stop])

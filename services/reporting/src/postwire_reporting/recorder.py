@@ -3,12 +3,16 @@
 Per batch: resolve provider ids to message ids (one ``find``), look the batch up in the ``events``
 ledger (one ``find``: an event already there was fully handled before and is dropped), apply the new
 events, and parked ones whose provider id a message has just learned, to their messages (one unordered
-``bulk_write``), read those messages back (one ``find``) and publish one ``StatusChanged`` per applied
-event, and only then write the ledger (one unordered ``insert_many``; a duplicate key there is another
+``bulk_write``), read those messages back (one ``find``), add what they changed to the stats rollups (one
+``bulk_write``, see ``rollups.py``), publish one ``StatusChanged`` per applied event, and only then write
+the ledger (one unordered ``insert_many``; a duplicate key there is another
 replica that won the race). The ledger entry is the commit record: every message write is idempotent
 (the timeline push skips an event id it already holds, statuses only move forwards), so a batch that
 fails anywhere is redelivered and redone, and nothing is lost or applied twice. A crash between the
-notifications and the ledger can at worst repeat a notification, with the same ``event_id``.
+notifications and the ledger can at worst repeat a notification, with the same ``event_id``. The stats
+rollups never count twice; a batch that fails after its message writes and before its rollup write is
+redone without counting what those writes changed (they are already applied), so counts can fall short
+by such a batch.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
+from datetime import datetime
 from typing import TypeAlias
 
 from prometheus_client import Counter, Histogram
@@ -24,19 +29,24 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, ConnectionFailure, ExecutionTimeout, WTimeoutError
 
 from postwire_contracts import topology
-from postwire_contracts.messages import InboundEvent, StatusEvent
+from postwire_contracts.messages import InboundEvent, StatusChanged, StatusEvent
+from postwire_platform import metrics, telemetry
 from postwire_platform.broker import BrokerUnavailable, Publisher
 from postwire_platform.clock import utcnow
-from postwire_platform.mongo import EVENTS, MESSAGES, Document
+from postwire_platform.ids import new_id
+from postwire_platform.mongo import EVENTS, MESSAGES, STATS_DAILY, Document
 
 from .documents import (
     READ_BACK,
     event_from_doc,
     inbound_event_doc,
+    merged_update,
     message_updates,
+    moved_status,
     status_changed,
     status_event_doc,
 )
+from .rollups import tally
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +76,13 @@ def _key(event: StatusEvent) -> ProviderKey:
 class Recorder:
     """Processes batches of events against MongoDB and publishes the resulting notifications."""
 
-    def __init__(self, db: AsyncDatabase[Document], publisher: Publisher) -> None:
+    def __init__(self, db: AsyncDatabase[Document], publisher: Publisher,
+                 origins: telemetry.Origins | None = None) -> None:
         self._events = db[EVENTS]
         self._messages = db[MESSAGES]
+        self._stats = db[STATS_DAILY]
         self._publisher = publisher
+        self._origins = origins or telemetry.Origins()
 
     async def process(self, items: list[Event]) -> None:
         """Record ``items`` (possibly with duplicates); raises if anything could not be written."""
@@ -158,20 +171,38 @@ class Recorder:
         return rescued
 
     async def _apply(self, applied: list[Applied]) -> None:
-        """Write events to their messages, then announce them."""
+        """Write events to their messages, count what they changed, then announce them.
+
+        Read the messages, fold each one's events into one guarded write (``merged_update``), and
+        write them all in one ``bulk_write``; the states after the write are then known without
+        reading them back. If any guard did not match (another writer got there in between), redo
+        the batch with the per-event conditional writes and read the messages back, as before.
+        Either way the timeline entries and transitions carry the batch id the rollups count by.
+        """
         if not applied:
             return
-        now = utcnow()
-        ops = [op for event, mid in applied for op in message_updates(event, mid, now)]
-        await self._messages.bulk_write(ops, ordered=False)
-        await self._notify(applied)
-
-    async def _notify(self, applied: list[Applied]) -> None:
-        """Publish one StatusChanged per applied event, with the message's state after the write."""
-        ids = sorted({mid for _, mid in applied})
-        messages = {doc["_id"]: doc async for doc in
-                    self._messages.find({"_id": {"$in": ids}}, projection=READ_BACK)}
-        publishes = []
+        now, batch = utcnow(), new_id()
+        by_message: dict[str, list[StatusEvent]] = {}
+        for event, mid in applied:
+            by_message.setdefault(mid, []).append(event)
+        ids = sorted(by_message)
+        current = {doc["_id"]: doc async for doc in self._messages.find(
+            {"_id": {"$in": ids}}, projection=READ_BACK)}
+        merged = {mid: merged_update(doc, by_message[mid], now, batch)
+                  for mid, doc in current.items()}
+        ops = [m.op for m in merged.values() if m.op is not None]
+        result = await self._messages.bulk_write(ops, ordered=False) if ops else None
+        if result is None or result.matched_count == len(ops):
+            messages = {mid: m.after for mid, m in merged.items()}
+        else:
+            log.info("messages written concurrently; applying events one by one",
+                     extra={"messages": len(ops), "matched": result.matched_count})
+            await self._messages.bulk_write(
+                [op for event, mid in applied for op in message_updates(event, mid, now, batch)],
+                ordered=False)
+            messages = {doc["_id"]: doc async for doc in
+                        self._messages.find({"_id": {"$in": ids}}, projection=READ_BACK)}
+        notes: list[tuple[StatusChanged, str | None, str]] = []
         for event, mid in applied:
             message = messages.get(mid)
             if message is None:
@@ -179,9 +210,44 @@ class Recorder:
                             extra={"event_id": event.event_id, "message_id": mid})
                 continue
             note = status_changed(event, message)
-            publishes.append(self._publisher.publish(note, topology.notify_key(note.channel),
-                                                     message_id=note.event_id))
-        await asyncio.gather(*publishes)
+            if moved_status(event, message):
+                metrics.status_reached(note.channel, note.tenant_id, event.status,
+                                       at=event.occurred_at, accepted_at=message.get("accepted_at"),
+                                       error_code=event.error_code)
+            notes.append((note, message.get("trace"), event.event_id))
+        await self._count_stats(batch, messages, applied, [note for note, _, _ in notes], now)
+        await asyncio.gather(*(self._announce(note, trace, event_id) for note, trace, event_id in notes))
+
+    async def _count_stats(self, batch: str, messages: dict[str, Document], applied: list[Applied],
+                           notes: list[StatusChanged], now: datetime) -> None:
+        """One ``bulk_write`` of ``$inc`` upserts to ``stats_daily`` for what this batch changed.
+
+        Two replicas creating the same day's document at once can make one upsert fail with a duplicate
+        key; the document exists then, so that write is simply tried again (bounded).
+        """
+        types = {note.event_id: note.event_type for note in notes}
+        ops = tally(batch, messages, ((e, mid, types.get(e.event_id)) for e, mid in applied
+                                      if e.event_id in types), now)
+        for _ in range(3):
+            if not ops:
+                return
+            try:
+                await self._stats.bulk_write(ops, ordered=False)
+                return
+            except BulkWriteError as exc:
+                errors = exc.details.get("writeErrors", [])
+                if not errors or any(e.get("code") != DUPLICATE_KEY for e in errors):
+                    raise
+                ops = [ops[e["index"]] for e in errors]
+        # Not worth failing (and redelivering) the events over: their own writes are done.
+        log.error("stats rollups kept hitting duplicate keys; increments dropped",
+                  extra={"rollups": len(ops)})
+
+    async def _announce(self, note: StatusChanged, parent: str | None, event_id: str) -> None:
+        """Publish in the message's own trace, linked to the trace the event came in with."""
+        with telemetry.message_trace("reporting notify", parent, origin=self._origins.get(event_id)):
+            await self._publisher.publish(note, topology.notify_key(note.channel),
+                                          message_id=note.event_id)
 
     async def _insert(self, docs: list[Document]) -> None:
         """Write ledger entries; one that exists already (a concurrent replica's) is fine."""
