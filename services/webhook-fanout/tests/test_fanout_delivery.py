@@ -3,32 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from datetime import datetime
 
 from pymongo.asynchronous.database import AsyncDatabase
 
 from postwire_contracts.status import Status
-from postwire_platform.mongo import WEBHOOK_ATTEMPTS, WEBHOOK_ENDPOINTS, Document
-from postwire_platform.tenancy import create_webhook_endpoint
+from postwire_platform.mongo import WEBHOOK_ENDPOINTS, Document
 from postwire_testing.receiver import ReceivedRequest, WebhookReceiver
 
-from .fanout_support import note, publish
+from .fanout_support import attempts as find_attempts
+from .fanout_support import count, note, publish
+from .fanout_support import endpoint as create_webhook_endpoint
 from .fanout_support import running_fanout as running
 
 
-def count(n: int) -> Callable[[list[ReceivedRequest]], bool]:
-    """A ``wait_for`` predicate: at least ``n`` requests arrived."""
-    return lambda reqs: len(reqs) >= n
-
-
 async def attempts(db: AsyncDatabase[Document], event_id: str, n: int) -> list[Document]:
-    for _ in range(200):
-        docs = await db[WEBHOOK_ATTEMPTS].find({"event_id": event_id}).sort("attempt").to_list()
-        if len(docs) >= n:
-            return docs
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"fewer than {n} attempts recorded for {event_id}")
+    return await find_attempts(db, {"event_id": event_id}, n)
 
 
 async def test_a_notification_is_posted_once_signed_and_only_to_its_tenant(
@@ -53,12 +43,13 @@ async def test_a_notification_is_posted_once_signed_and_only_to_its_tenant(
     assert body["data"] == {
         "messageId": delivered.message_id, "channel": "sms", "status": "DELIVERED",
         "eventStatus": "DELIVERED", "recipient": "+447700900123", "providerMessageId": "c-1",
-        "errorCode": None, "errorReason": None, "metadata": {"order": "42"},
-        "occurredAt": "2026-11-21T12:00:02Z"}
+        "errorCode": None, "errorReason": None, "detail": {"stat": "DELIVRD"},
+        "metadata": {"order": "42"}, "live": True, "occurredAt": "2026-11-21T12:00:02Z"}
     assert record["endpoint_id"] == endpoint["_id"] and record["tenant_id"] == "ten_a"
     assert (record["attempt"], record["status_code"], record["outcome"]) == (1, 200, "delivered")
     assert record["webhook_id"] == request.headers["webhook-id"]
-    assert {"message_id", "at", "latency_ms", "error"} <= record.keys()
+    assert {"message_id", "at", "latency_ms", "error", "expires_at"} <= record.keys()
+    assert record["trigger"] == "event" and record["body"].encode() == request.body
 
 
 async def test_a_failing_endpoint_is_retried_with_the_same_webhook_id(
@@ -133,6 +124,22 @@ async def test_the_event_filter_is_respected(
             await asyncio.sleep(0.3)
         assert len(failures_only.requests) == 1
     assert _type(got) == "sms_failed"
+
+
+async def test_a_test_endpoint_never_receives_live_events(
+        amqp_url: str, mongodb_url: str, db_name: str, db: AsyncDatabase[Document]) -> None:
+    async with WebhookReceiver() as sandbox:
+        await create_webhook_endpoint(db, "ten_a", sandbox.url, mode="test")
+        async with running(amqp_url, mongodb_url, db_name) as publisher:
+            live = note("ten_a", live=True)
+            test = note("ten_a", live=False)
+            await publish(publisher, live)
+            await publish(publisher, test)
+            [got] = await sandbox.wait_for(count(1))
+            await attempts(db, test.event_id, 1)
+            await asyncio.sleep(0.5)
+        assert len(sandbox.requests) == 1
+    assert got.json()["data"]["live"] is False
 
 
 def _type(request: ReceivedRequest) -> str:

@@ -1,9 +1,17 @@
-"""webhook-fanout: every ``StatusChanged`` with a customer event type goes to the tenant's endpoints.
+"""webhook-fanout: notifications become signed deliveries to the tenants' endpoints.
 
-Two subscribers: ``webhook-fanout.notify`` (first attempts, one per interested endpoint, concurrently)
-and ``webhook-fanout.deliver`` (later attempts, returning from the delay queues). A notification that
-cannot be handled because MongoDB or RabbitMQ is unreachable is nacked back after a short pause; as
-endpoints may then see an attempt twice, they deduplicate on the stable ``webhook-id``.
+Three subscribers:
+- ``webhook-fanout.notify``: each notification (any kind with a payload builder, see ``events``)
+  becomes one delivery job per interested endpoint; no HTTP happens here, so a slow endpoint never
+  holds up the fan-out.
+- ``webhook-fanout.deliver``: jobs (first attempts, retries back from the delay queues, jobs set aside)
+  make at most one attempt each; consumer slots are shared by all endpoints and guarded per endpoint
+  (``gate``).
+- ``webhook-fanout.commands``: the gateway's replays and test events.
+
+A message that cannot be handled because MongoDB or RabbitMQ is unreachable is nacked back after a
+short pause; as an endpoint may then see an attempt twice, receivers deduplicate on ``webhook-id``.
+A malformed message is dead-lettered.
 """
 
 from __future__ import annotations
@@ -12,92 +20,126 @@ import asyncio
 import logging
 from typing import NoReturn
 
-import httpx
-from faststream.exceptions import NackMessage
+import msgspec
+from faststream.exceptions import NackMessage, RejectMessage
+from faststream.rabbit.annotations import RabbitMessage
 from litestar import Litestar
 
 from postwire_contracts import topology
-from postwire_contracts.messages import StatusChanged
+from postwire_contracts.webhooks import command_decoder
 from postwire_platform.broker import work_queue
+from postwire_platform.clock import Clock, utcnow
 from postwire_platform.mongo import WEBHOOK_ATTEMPTS, WEBHOOK_ENDPOINTS
+from postwire_platform.secrets_at_rest import Keyring
 from postwire_platform.service import Runtime, build_app, new_broker
+from postwire_platform.webhook_targets import Resolver, system_resolver
 
+from .attempts import AttemptLog
+from .commands import run_command
 from .delivery import Deliverer
 from .endpoints import EndpointCache
-from .jobs import DeliveryJob
-from .settings import Settings
+from .events import from_notification
+from .gate import EndpointGate
+from .jobs import decode_job
+from .settings import Settings, validate
+from .transport import make_client
 
 log = logging.getLogger(__name__)
 
 DELIVERER = "deliverer"
+ATTEMPTS = "attempts"
 CLIENT = "http_client"
 
 
-def create_app(settings: Settings) -> Litestar:
-    """The webhook-fanout app: health routes, the notification and the retry subscribers."""
+def create_app(settings: Settings, *, clock: Clock | None = None,
+               resolver: Resolver = system_resolver) -> Litestar:
+    """The webhook-fanout app; raises ``SettingsError`` for bad settings (``SECRET_KEYS`` included)."""
+    validate(settings)
+    keyring = Keyring(settings.secret_keys)
     runtime = Runtime(settings=settings, broker=new_broker(settings))
     notifications = runtime.broker.subscriber(work_queue(topology.FANOUT_QUEUE))
-    retries = runtime.broker.subscriber(work_queue(topology.FANOUT_DELIVERY_QUEUE))
+    deliveries = runtime.broker.subscriber(work_queue(topology.FANOUT_DELIVERY_QUEUE))
+    commands = runtime.broker.subscriber(work_queue(topology.FANOUT_COMMAND_QUEUE))
 
     async def hand_back(what: str, exc: BaseException) -> NoReturn:
         log.warning("cannot handle %s now; handing it back", what, extra={"error": repr(exc)})
         await asyncio.sleep(settings.retry_pause)
         raise NackMessage(requeue=True) from exc
 
+    def dead_letter(what: str, exc: BaseException) -> NoReturn:
+        log.error("malformed %s; dead-lettering it", what, extra={"error": repr(exc)})
+        raise RejectMessage(requeue=False) from exc
+
     @notifications
-    async def on_notification(note: StatusChanged) -> None:
-        if note.event_type is None:
+    async def on_notification(message: RabbitMessage) -> None:
+        try:
+            event = from_notification(message.body)
+        except msgspec.MsgspecError as exc:
+            dead_letter("notification", exc)
+        if event is None:
             return
         deliverer: Deliverer = runtime.extras[DELIVERER]
-        cache: EndpointCache = runtime.extras["endpoints"]
         try:
-            endpoints = await cache.for_tenant(note.tenant_id)
+            await deliverer.fan_out(event)
         except Exception as exc:
             await hand_back("notification", exc)
-        targets = [e for e in endpoints if e.wants(note.event_type)]
-        results = await asyncio.gather(*(deliverer.attempt(note, e, 1) for e in targets),
-                                       return_exceptions=True)
-        failures = [r for r in results if isinstance(r, BaseException)]
-        if failures:
-            await hand_back("notification", failures[0])
 
-    @retries
-    async def on_retry(job: DeliveryJob) -> None:
-        deliverer: Deliverer = runtime.extras[DELIVERER]
-        cache: EndpointCache = runtime.extras["endpoints"]
-        note = job.notification
+    @deliveries
+    async def on_delivery(message: RabbitMessage) -> None:
         try:
-            endpoint = await cache.find(note.tenant_id, job.endpoint_id)
-        except Exception as exc:
-            await hand_back("retry", exc)
-        if endpoint is None:
-            log.info("endpoint gone or disabled; retry dropped",
-                     extra={"endpoint_id": job.endpoint_id, "event_id": note.event_id})
+            job = decode_job(message.body)
+        except msgspec.MsgspecError as exc:
+            dead_letter("delivery job", exc)
+        if job is None:
             return
+        deliverer: Deliverer = runtime.extras[DELIVERER]
         try:
-            await deliverer.attempt(note, endpoint, job.attempt)
+            await deliverer.handle(job)
         except Exception as exc:
-            await hand_back("retry", exc)
+            await hand_back("delivery job", exc)
+
+    @commands
+    async def on_command(message: RabbitMessage) -> None:
+        try:
+            command = command_decoder.decode(message.body)
+        except msgspec.MsgspecError as exc:
+            dead_letter("webhook command", exc)
+        deliverer: Deliverer = runtime.extras[DELIVERER]
+        try:
+            await run_command(command, deliverer, runtime.extras[ATTEMPTS])
+        except Exception as exc:
+            await hand_back("webhook command", exc)
 
     async def start(rt: Runtime) -> None:
         assert rt.publisher is not None
-        if not settings.webhook_allow_private:
-            log.warning("WEBHOOK_ALLOW_PRIVATE=false is not enforced yet (no SSRF guard)")
-        client = httpx.AsyncClient(timeout=settings.webhook_timeout, follow_redirects=False,
-                                   headers={"user-agent": "Postwire-Webhooks/1.0"})
-        cache = EndpointCache(rt.db, settings.endpoint_cache_seconds)
+        client = make_client(timeout=settings.webhook_timeout,
+                             allow_private=settings.webhook_allow_private,
+                             max_connections=max(100, settings.prefetch * 2), resolver=resolver)
+        if settings.webhook_allow_private:
+            log.warning("WEBHOOK_ALLOW_PRIVATE=true: webhooks may reach private and loopback "
+                        "addresses")
+        attempts = AttemptLog(rt.db, window=settings.attempt_flush_seconds)
+        gate = EndpointGate(limit=settings.webhook_endpoint_concurrency,
+                            threshold=settings.webhook_breaker_threshold,
+                            cooldown=settings.webhook_breaker_cooldown)
+        endpoints = EndpointCache(rt.db, keyring, settings.endpoint_cache_seconds)
         rt.extras.update({
-            CLIENT: client, "endpoints": cache,
-            DELIVERER: Deliverer(rt.db, client, rt.publisher, cache, settings.webhook_retry_delays),
+            CLIENT: client, ATTEMPTS: attempts,
+            DELIVERER: Deliverer(settings, client=client, publisher=rt.publisher,
+                                 endpoints=endpoints, gate=gate, attempts=attempts,
+                                 clock=clock or utcnow),
         })
 
     async def stop(rt: Runtime) -> None:
         # Stop consuming and let in-flight attempts finish before the HTTP client closes.
-        await asyncio.gather(notifications.stop(), retries.stop())
-        client: httpx.AsyncClient | None = rt.extras.get(CLIENT)
+        await asyncio.gather(notifications.stop(), deliveries.stop(), commands.stop())
+        attempts: AttemptLog | None = rt.extras.get(ATTEMPTS)
+        if attempts is not None:
+            await attempts.close()
+        client = rt.extras.get(CLIENT)
         if client is not None:
             await client.aclose()
 
     return build_app(runtime, collections=[WEBHOOK_ENDPOINTS, WEBHOOK_ATTEMPTS],
-                     delays={topology.FANOUT_DELIVERY_QUEUE: settings.webhook_retry_delays},
+                     delays={topology.FANOUT_DELIVERY_QUEUE: settings.declared_delays()},
                      on_start=[start], on_stop=[stop])

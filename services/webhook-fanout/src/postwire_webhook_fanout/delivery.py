@@ -1,89 +1,134 @@
-"""One attempt at delivering a notification to one endpoint, its record, and the next attempt's timing.
+"""Handling one delivery job: order, isolation, the attempt, its record, and what comes next.
 
 2xx: delivered. 410: the endpoint is disabled (outcome ``failed``). Anything else, or no answer: the
-next attempt goes to the delay queue of ``webhook-fanout.deliver`` (outcome ``retrying``) until the
-schedule is used up (outcome ``failed``). Every attempt is recorded in ``webhook_attempts``.
+next attempt goes to a delay queue of ``webhook-fanout.deliver`` (outcome ``retrying``) until the
+schedule is used up; the last record then says ``failed`` and the delivery waits there, parked, for a
+replay (``webhook_attempts`` keeps the event's exact body). Every attempt is recorded, including those
+skipped while the endpoint's circuit breaker is open. Jobs set aside (endpoint at its concurrency
+limit, or an earlier event of the message not attempted yet) go through the short defer queue and are
+not attempts.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import time
-from datetime import datetime
-from email.utils import parsedate_to_datetime
-from typing import Literal
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import httpx
-from prometheus_client import Counter, Histogram
-from pymongo.asynchronous.database import AsyncDatabase
+import msgspec
+from prometheus_client import Counter
 
 from postwire_contracts import topology
-from postwire_contracts.messages import StatusChanged
+from postwire_contracts.webhooks import webhook_id
+from postwire_platform import metrics
 from postwire_platform.broker import Publisher
-from postwire_platform.clock import utcnow
-from postwire_platform.ids import new_id
-from postwire_platform.mongo import WEBHOOK_ATTEMPTS, Document
+from postwire_platform.clock import Clock, utcnow
+from postwire_platform.webhook_targets import UnsafeTarget
 
+from .attempts import Attempt, AttemptLog, Outcome, record
 from .endpoints import Endpoint, EndpointCache
+from .events import WebhookEvent
+from .gate import EndpointGate
 from .jobs import DeliveryJob
-from .signing import payload, signed_headers, webhook_id
+from .schedule import RETRY_AFTER_STATUSES, Delay, next_delay, retry_after_seconds
+from .settings import Settings
+from .signing import signed_headers
 
 log = logging.getLogger(__name__)
 
-Outcome = Literal["delivered", "failed", "retrying"]
-
-RETRY_AFTER_STATUSES = frozenset({429, 502, 503, 504})
-"""Answers whose ``Retry-After`` header is honoured."""
-
-ATTEMPTS = Counter("postwire_webhook_attempts", "Webhook delivery attempts by outcome", ["outcome"])
-LATENCY = Histogram("postwire_webhook_latency_seconds", "Customer endpoint answer time")
+ATTEMPTS = metrics.WEBHOOK_ATTEMPTS
+LATENCY = metrics.WEBHOOK_LATENCY
+SET_ASIDE = Counter("postwire_webhook_set_aside", "Jobs put back without an attempt", ["reason"])
 
 
-def next_delay(delays: list[float], attempt: int, retry_after: float | None) -> float | None:
-    """Seconds before attempt ``attempt + 1``, or None when ``attempt`` was the last one.
+@dataclass(frozen=True)
+class _Answer:
+    status: int | None
+    error: str | None
+    retry_after: float | None
+    latency_ms: int
 
-    The schedule gives ``delays[attempt - 1]``; a ``Retry-After`` within the schedule moves that to
-    the first scheduled delay at least as long as both (a longer one is ignored). Only scheduled
-    delays are used: each is a declared delay queue.
-    """
-    if attempt > len(delays):
-        return None
-    planned = delays[attempt - 1]
-    if retry_after is None or retry_after <= planned:
-        return planned
-    return next((d for d in sorted(delays) if d >= retry_after), planned)
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
 
-
-def retry_after_seconds(value: str | None, now: datetime) -> float | None:
-    """``Retry-After`` as seconds: delta-seconds or an HTTP date; None when absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        return max(0.0, (parsedate_to_datetime(value) - now).total_seconds())
-    except (TypeError, ValueError):
-        return None
+    @property
+    def endpoint_failed(self) -> bool:
+        """What counts against the circuit breaker: no answer or a server error."""
+        return self.status is None or self.status >= 500
 
 
 class Deliverer:
-    """Makes attempts with a shared HTTP client and schedules retries through delay queues."""
+    """Fans events out into jobs and runs jobs; one per process, shared by the subscribers."""
 
-    def __init__(self, db: AsyncDatabase[Document], client: httpx.AsyncClient, publisher: Publisher,
-                 endpoints: EndpointCache, delays: list[float]) -> None:
-        self._attempts = db[WEBHOOK_ATTEMPTS]
+    def __init__(self, settings: Settings, *, client: httpx.AsyncClient, publisher: Publisher,
+                 endpoints: EndpointCache, gate: EndpointGate, attempts: AttemptLog,
+                 clock: Clock = utcnow, rng: random.Random | None = None) -> None:
+        self._settings = settings
         self._client = client
         self._publisher = publisher
         self._endpoints = endpoints
-        self._delays = list(delays)
+        self._gate = gate
+        self._attempts = attempts
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._delays = list(settings.webhook_retry_delays)
+        self._declared = settings.declared_delays()
+        self._retention = timedelta(days=settings.webhook_attempt_retention_days)
 
-    async def attempt(self, note: StatusChanged, endpoint: Endpoint, attempt: int) -> Outcome:
-        """POST ``note`` to ``endpoint`` once, then record and follow up the answer."""
-        msg_id = webhook_id(note.event_id, endpoint.id)
-        body = payload(note)
-        at = utcnow()
-        headers = signed_headers(endpoint.secret, msg_id, at, body)
+    # fan-out ---------------------------------------------------------------------------------------
+    async def fan_out(self, event: WebhookEvent) -> int:
+        """Queue a first attempt for every enabled endpoint of the tenant that wants ``event``."""
+        endpoints = await self._endpoints.for_tenant(event.tenant_id)
+        targets = [e for e in endpoints if e.wants(event.event_type, live=event.live)]
+        for endpoint in targets:
+            await self.enqueue(DeliveryJob(event=event, endpoint_id=endpoint.id))
+        return len(targets)
+
+    async def enqueue(self, job: DeliveryJob) -> None:
+        """Publish ``job`` to ``webhook-fanout.deliver`` now."""
+        await self._publisher.publish(job, topology.FANOUT_DELIVERY_KEY,
+                                      message_id=self._message_id(job))
+
+    # one job ---------------------------------------------------------------------------------------
+    async def handle(self, job: DeliveryJob) -> None:
+        """Run ``job``: make its attempt (or set it aside) and record and follow up the outcome."""
+        event = job.event
+        endpoint = await self._endpoints.find(event.tenant_id, job.endpoint_id)
+        if endpoint is None:
+            await self._endpoint_gone(job)
+            return
+        if await self._waits_for_order(job, endpoint):
+            return
+        if endpoint.secret_error is not None:
+            await self._follow_up(job, endpoint, _Answer(None, endpoint.secret_error, None, 0),
+                                  self._clock())
+            return
+        admission = self._gate.admit(endpoint.id, force=self._is_last(job))
+        if admission == "busy":
+            SET_ASIDE.labels("endpoint_busy").inc()
+            await self._set_aside(job, job.order_until)
+            return
+        at = self._clock()
+        if admission == "open":
+            answer = _Answer(None, "circuit_open: the endpoint keeps failing; attempt skipped",
+                             None, 0)
+        else:
+            failed = True
+            try:
+                answer = await self._post(job, endpoint, at)
+                failed = answer.endpoint_failed
+            finally:
+                self._gate.release(endpoint.id, failed=failed)
+        await self._follow_up(job, endpoint, answer, at)
+
+    async def _post(self, job: DeliveryJob, endpoint: Endpoint, at: datetime) -> _Answer:
+        body = bytes(job.event.body)
+        msg_id = webhook_id(job.event.event_id, endpoint.id)
+        headers = signed_headers(endpoint.secrets_at(at), msg_id, at, body)
         status: int | None = None
         error: str | None = None
         retry_after: float | None = None
@@ -95,46 +140,94 @@ class Deliverer:
                 retry_after = retry_after_seconds(response.headers.get("retry-after"), utcnow())
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"[:500]
+        except UnsafeTarget as exc:  # the host now resolves somewhere it must not go
+            error = f"{exc.code}: {exc}"[:500]
         elapsed = time.perf_counter() - started
         LATENCY.observe(elapsed)
+        return _Answer(status, error, retry_after, round(elapsed * 1000))
 
+    async def _follow_up(self, job: DeliveryJob, endpoint: Endpoint, answer: _Answer,
+                         at: datetime) -> None:
         outcome: Outcome
-        if status is not None and 200 <= status < 300:
+        error = answer.error
+        if answer.ok:
             outcome = "delivered"
-        elif status == 410:
+        elif answer.status == 410:
             outcome, error = "failed", "endpoint_gone: disabled"
             await self._endpoints.disable(endpoint, "410 Gone")
             log.warning("endpoint answered 410; disabled", extra={"endpoint_id": endpoint.id})
         else:
-            delay = next_delay(self._delays, attempt, retry_after)
+            delay = None if job.trigger == "test" else next_delay(
+                self._delays, self._declared, job.attempt, answer.retry_after,
+                jitter=self._settings.webhook_retry_jitter, rng=self._rng)
             if delay is None:
                 outcome = "failed"
             else:
                 outcome = "retrying"
-                job = DeliveryJob(notification=note, endpoint_id=endpoint.id, attempt=attempt + 1)
-                await self._publisher.delay(job, topology.FANOUT_DELIVERY_QUEUE, delay,
-                                            message_id=f"{msg_id}:{attempt + 1}")
+                await self._delay(msgspec.structs.replace(job, attempt=job.attempt + 1,
+                                                          set_aside=0), delay)
             if error is None:
-                error = f"HTTP {status}"
-        ATTEMPTS.labels(outcome).inc()
-        await self._record(note, endpoint, msg_id, attempt, at, status, round(elapsed * 1000),
-                           error, outcome)
-        return outcome
+                error = f"HTTP {answer.status}"
+        await self._record(job, endpoint.id, Attempt(at, answer.status, answer.latency_ms, error,
+                                                     outcome))
 
-    async def _record(self, note: StatusChanged, endpoint: Endpoint, msg_id: str, attempt: int,
-                      at: datetime, status: int | None, latency_ms: int, error: str | None,
-                      outcome: Outcome) -> None:
-        doc: Document = {
-            "_id": new_id("wa_"), "endpoint_id": endpoint.id, "tenant_id": note.tenant_id,
-            "message_id": note.message_id, "event_id": note.event_id, "event_type": note.event_type,
-            "webhook_id": msg_id, "attempt": attempt, "at": at, "status_code": status,
-            "latency_ms": latency_ms, "error": error, "outcome": outcome,
-        }
+    # order -----------------------------------------------------------------------------------------
+    async def _waits_for_order(self, job: DeliveryJob, endpoint: Endpoint) -> bool:
+        """Set the job aside while an earlier event of its message has no attempt yet (bounded by
+        ``WEBHOOK_ORDER_WAIT``). Only an event's own first attempt waits; retries and replays don't."""
+        event = job.event
+        if job.trigger != "event" or job.attempt != 1 or event.message_id is None:
+            return False
+        earlier = [t for t in event.after if endpoint.wants(t, live=event.live)]
+        if not earlier:
+            return False
+        now = self._clock()
+        until = job.order_until or now + timedelta(seconds=self._settings.webhook_order_wait)
+        if now >= until:
+            return False
+        if set(earlier) <= await self._attempts.attempted_types(event, endpoint.id, earlier):
+            return False
+        SET_ASIDE.labels("order").inc()
+        await self._set_aside(job, until)
+        return True
+
+    # helpers ---------------------------------------------------------------------------------------
+    def _is_last(self, job: DeliveryJob) -> bool:
+        return job.trigger == "test" or job.attempt > len(self._delays)
+
+    async def _set_aside(self, job: DeliveryJob, order_until: datetime | None) -> None:
+        later = msgspec.structs.replace(job, order_until=order_until, set_aside=job.set_aside + 1)
+        await self._delay(later, Delay(self._settings.webhook_defer_seconds))
+
+    async def _delay(self, job: DeliveryJob, delay: Delay) -> None:
+        await self._publisher.delay(job, topology.FANOUT_DELIVERY_QUEUE, delay.queue,
+                                    message_id=self._message_id(job), expiration=delay.expiration)
+
+    async def _endpoint_gone(self, job: DeliveryJob) -> None:
+        why = await self._endpoints.absence(job.event.tenant_id, job.endpoint_id)
+        log.info("endpoint %s; delivery stopped", why,
+                 extra={"endpoint_id": job.endpoint_id, "event_id": job.event.event_id})
+        if why == "disabled":  # recorded as failed, so a replay after re-enabling finds it
+            await self._record(job, job.endpoint_id,
+                               Attempt(self._clock(), None, 0, "endpoint_disabled", "failed"))
+
+    async def _record(self, job: DeliveryJob, endpoint_id: str, attempt: Attempt) -> None:
+        msg_id = webhook_id(job.event.event_id, endpoint_id)
+        ATTEMPTS.labels(attempt.outcome).inc()
+        doc = record(job.event, endpoint_id=endpoint_id, webhook_id=msg_id,
+                     attempt_no=job.attempt, trigger=job.trigger, run=job.run, attempt=attempt,
+                     retention=self._retention)
         try:
-            await self._attempts.insert_one(doc)
+            await self._attempts.write(doc)
         except Exception as exc:  # the attempt happened; losing its record must not redo it
-            log.error("attempt not recorded", extra={"webhook_id": msg_id, "attempt": attempt,
-                                                     "outcome": outcome, "error": repr(exc)})
-        log.info("webhook attempt", extra={"webhook_id": msg_id, "endpoint_id": endpoint.id,
-                                           "attempt": attempt, "status_code": status,
-                                           "outcome": outcome})
+            log.error("attempt not recorded", extra={"webhook_id": msg_id, "attempt": job.attempt,
+                                                     "outcome": attempt.outcome,
+                                                     "error": repr(exc)})
+        log.info("webhook attempt", extra={"webhook_id": msg_id, "endpoint_id": endpoint_id,
+                                           "attempt": job.attempt, "status_code": attempt.status_code,
+                                           "outcome": attempt.outcome, "trigger": job.trigger})
+
+    @staticmethod
+    def _message_id(job: DeliveryJob) -> str:
+        msg_id = webhook_id(job.event.event_id, job.endpoint_id)
+        return f"{msg_id}:{job.run or job.trigger}:{job.attempt}:{job.set_aside}"

@@ -1,69 +1,39 @@
-"""What a webhook delivery looks like on the wire: its stable id, the exact body and the signed headers.
+"""The signed headers of one attempt, per Standard Webhooks v1, made by the ``standardwebhooks`` package.
 
-Standard Webhooks v1: ``webhook-id`` (stable across retries, the receiver's idempotency key),
-``webhook-timestamp`` (Unix seconds of this attempt) and ``webhook-signature``
-(``v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`` keyed with the secret's decoded bytes).
+``webhook-id`` (stable across retries, the receiver's idempotency key), ``webhook-timestamp`` (Unix
+seconds of this attempt) and ``webhook-signature``: ``v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">``
+per signing secret, space-separated. During a secret rotation's overlap an endpoint has two secrets and
+every attempt carries both signatures, so a receiver holding either one verifies.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Sequence
+from datetime import datetime
+from functools import lru_cache
 
-import msgspec
 from standardwebhooks import Webhook
 
-from postwire_contracts.messages import StatusChanged
-
-_encoder = msgspec.json.Encoder()
+from .events import utc
 
 
-def webhook_id(event_id: str, endpoint_id: str) -> str:
-    """The delivery's id, derived from the event and the endpoint, so every retry carries the same."""
-    digest = hashlib.sha256(f"{event_id}:{endpoint_id}".encode()).digest()
-    return "msg_" + base64.b32encode(digest[:20]).decode().lower()
-
-
-def payload(note: StatusChanged) -> bytes:
-    """The exact bytes POSTed (and signed) for a notification."""
-    occurred_at = _utc(note.occurred_at)
-    body: dict[str, Any] = {
-        "type": note.event_type,
-        "timestamp": occurred_at,
-        "data": {
-            "messageId": note.message_id,
-            "channel": note.channel.value,
-            "status": note.status.value,
-            "eventStatus": note.event_status.value,
-            "recipient": note.recipient,
-            "providerMessageId": note.provider_message_id,
-            "errorCode": note.error_code,
-            "errorReason": note.error_reason,
-            "metadata": note.metadata,
-            "occurredAt": occurred_at,
-        },
-    }
-    return _encoder.encode(body)
+@lru_cache(maxsize=4096)
+def _signer(secret: str) -> Webhook:
+    return Webhook(secret)  # decodes the secret once, not on every attempt
 
 
 def sign(secret: str, msg_id: str, at: datetime, body: bytes) -> str:
     """``v1,<signature>`` of ``body`` sent as ``msg_id`` at ``at`` (seconds precision, UTC)."""
-    return Webhook(secret).sign(msg_id, _utc(at), body.decode())
+    return _signer(secret).sign(msg_id, utc(at), body.decode())
 
 
-def signed_headers(secret: str, msg_id: str, at: datetime, body: bytes) -> dict[str, str]:
-    """The headers of one attempt: id, this attempt's timestamp, signature and content type."""
-    at = _utc(at).replace(microsecond=0)
+def signed_headers(secrets: Sequence[str], msg_id: str, at: datetime,
+                   body: bytes) -> dict[str, str]:
+    """The headers of one attempt: id, this attempt's timestamp, a signature per secret, content type."""
+    at = utc(at).replace(microsecond=0)
     return {
         "webhook-id": msg_id,
         "webhook-timestamp": str(int(at.timestamp())),
-        "webhook-signature": sign(secret, msg_id, at, body),
+        "webhook-signature": " ".join(sign(s, msg_id, at, body) for s in secrets),
         "content-type": "application/json",
     }
-
-
-def _utc(at: datetime) -> datetime:
-    """``at`` as aware UTC (naive values are taken as UTC, as the signing library assumes)."""
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)

@@ -1,0 +1,102 @@
+"""The ``email_dispatches`` collection: one claim per message, so one worker at a time delivers it.
+
+The lease protocol of sms-dispatcher's ``dispatches`` (services never share code, so it is repeated).
+
+``{_id: message id, state: "processing"|"sent"|"failed", owner, lease_until, attempts, transport,
+provider_message_id, outcome, smtp {code, enhanced, text}, error_code, error_reason, created_at,
+finished_at, updated_at}``
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from pymongo import ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
+
+from postwire_platform.mongo import Document
+
+PROCESSING = "processing"
+SENT = "sent"
+FAILED = "failed"
+
+ClaimKind = Literal["owned", "finished", "held"]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The result of claiming: ours to submit, already finished, or held by a live lease."""
+
+    kind: ClaimKind
+    doc: Document
+
+    @property
+    def attempts(self) -> int:
+        """Submissions started under this claim, this one included when owned."""
+        return int(self.doc.get("attempts", 0))
+
+
+class Claims:
+    """Atomic claim, take-over, release and finish operations on ``dispatches``."""
+
+    def __init__(self, collection: AsyncCollection[Document], owner: str, lease: float) -> None:
+        self._coll = collection
+        self._owner = owner
+        self._lease = timedelta(seconds=lease)
+
+    async def acquire(self, message_id: str, now: datetime) -> Claim:
+        """Insert a fresh claim, or take over one whose lease expired, or report what holds it."""
+        doc: Document = {
+            "_id": message_id, "state": PROCESSING, "owner": self._owner,
+            "lease_until": now + self._lease, "attempts": 1, "created_at": now, "updated_at": now,
+        }
+        try:
+            await self._coll.insert_one(doc)
+            return Claim("owned", doc)
+        except DuplicateKeyError:
+            pass
+        existing = await self._coll.find_one({"_id": message_id})
+        if existing is None:  # vanished between insert and read: look again later
+            return Claim("held", doc)
+        if existing["state"] != PROCESSING:
+            return Claim("finished", existing)
+        if existing["lease_until"] >= now:
+            return Claim("held", existing)
+        taken = await self._coll.find_one_and_update(
+            {"_id": message_id, "state": PROCESSING, "lease_until": {"$lt": now}},
+            {"$set": {"owner": self._owner, "lease_until": now + self._lease, "updated_at": now},
+             "$inc": {"attempts": 1}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if taken is not None:
+            return Claim("owned", taken)
+        latest = await self._coll.find_one({"_id": message_id})
+        if latest is not None and latest["state"] != PROCESSING:
+            return Claim("finished", latest)
+        return Claim("held", latest or existing)
+
+    async def release(self, message_id: str, now: datetime, error: str) -> None:
+        """Give the lease up after a transient failure, so the scheduled retry can take it at once."""
+        await self._coll.update_one(
+            {"_id": message_id, "state": PROCESSING, "owner": self._owner},
+            {"$set": {"owner": None, "lease_until": now, "last_error": error, "updated_at": now}},
+        )
+
+    async def finish(self, message_id: str, now: datetime, state: str,
+                     fields: dict[str, Any]) -> Document:
+        """Record the outcome once; if another worker recorded one first, return theirs."""
+        done = await self._coll.find_one_and_update(
+            {"_id": message_id, "state": PROCESSING},
+            {"$set": {"state": state, "finished_at": now, "updated_at": now, "owner": None,
+                      **fields}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if done is not None:
+            return done
+        recorded = await self._coll.find_one({"_id": message_id})
+        if recorded is None:
+            raise LookupError(f"claim {message_id} disappeared")
+        return recorded

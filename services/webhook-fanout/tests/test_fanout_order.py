@@ -1,0 +1,59 @@
+"""Order: a message's events are attempted in status order, and the wait for a missing one is bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from postwire_contracts.status import Status
+from postwire_platform.mongo import Document
+from postwire_testing.receiver import WebhookReceiver
+
+from .fanout_support import attempts, count, endpoint, note, publish, running_fanout
+
+
+async def test_a_delivered_is_not_sent_before_its_sent_even_when_notified_first(
+        amqp_url: str, mongodb_url: str, db_name: str, db: AsyncDatabase[Document]) -> None:
+    async with WebhookReceiver() as hooks:
+        await endpoint(db, "ten_a", hooks.url)
+        async with running_fanout(amqp_url, mongodb_url, db_name,
+                                  webhook_order_wait=30.0) as publisher:
+            messages = [f"msg{uuid.uuid4().hex[:20]}" for _ in range(4)]
+            for message_id in messages:  # reporting emitted them out of order
+                await publish(publisher, note("ten_a", Status.DELIVERED, message_id=message_id))
+            await asyncio.sleep(0.3)
+            for message_id in messages:
+                await publish(publisher, note("ten_a", Status.SENT, message_id=message_id))
+            seen = await hooks.wait_for(count(8), timeout=30)
+    for message_id in messages:
+        types = [r.json()["type"] for r in seen if r.json()["data"]["messageId"] == message_id]
+        assert types == ["sms_sent", "sms_delivered"], (message_id, types)
+
+
+async def test_only_subscribed_earlier_events_are_waited_for(
+        amqp_url: str, mongodb_url: str, db_name: str, db: AsyncDatabase[Document]) -> None:
+    async with WebhookReceiver() as hooks:
+        await endpoint(db, "ten_a", hooks.url, events=["sms_delivered"])
+        # an order wait far beyond the receiver's timeout: a delivery here proves it did not wait
+        async with running_fanout(amqp_url, mongodb_url, db_name,
+                                  webhook_order_wait=600.0) as publisher:
+            await publish(publisher, note("ten_a", Status.DELIVERED))
+            [got] = await hooks.wait_for(count(1), timeout=20)
+    assert got.json()["type"] == "sms_delivered"
+
+
+async def test_the_wait_for_an_earlier_event_that_never_comes_is_bounded(
+        amqp_url: str, mongodb_url: str, db_name: str, db: AsyncDatabase[Document]) -> None:
+    async with WebhookReceiver() as hooks:
+        _, hook = await endpoint(db, "ten_a", hooks.url)
+        async with running_fanout(amqp_url, mongodb_url, db_name,
+                                  webhook_order_wait=1.0) as publisher:
+            lonely = note("ten_a", Status.DELIVERED)  # its SENT was never notified
+            await publish(publisher, lonely)
+            [got] = await hooks.wait_for(count(1), timeout=20)
+            [record] = await attempts(db, {"event_id": lonely.event_id}, 1)
+    assert got.json()["data"]["messageId"] == lonely.message_id
+    assert (record["attempt"], record["outcome"], record["endpoint_id"]) == (1, "delivered",
+                                                                             hook["_id"])
