@@ -29,7 +29,9 @@ AMQP_DEFAULT = "amqp://guest:guest@127.0.0.1:5672/"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--state-dir", default=".postwire", help="config, logs, data, dev.json")
     p.add_argument("--base-port", type=int, default=8080,
-                   help="gateway port; the other services take the next six")
+                   help="gateway port; the other services take the next seven")
+    p.add_argument("--smtp-port", type=int, default=0,
+                   help="SMTP submission port (default: the port after the services' ports)")
     p.add_argument("--mongo-port", type=int, default=27027, help="embedded SecantusDB port")
     p.add_argument("--ready-timeout", type=float, default=120.0)
 
@@ -97,11 +99,12 @@ def run(args: argparse.Namespace) -> int:
         f"mongodb://127.0.0.1:{args.mongo_port}/?retryWrites=false")
     secrets = bootstrap.load_secrets(state)
     ports = {name: args.base_port + i for i, name in enumerate(SERVICES)}
+    smtp_port = args.smtp_port or args.base_port + len(SERVICES)
     conf = state / "supervisord.conf"
     conf.write_text(render(state=state, bin_dir=Path(sys.executable).parent, ports=ports,
                            amqp_url=amqp_url, mongodb_url=mongodb_url,
                            mongo_port=args.mongo_port if embedded_mongo else None,
-                           secrets=secrets))
+                           secrets=secrets, smtp_port=smtp_port))
     _say(f"starting supervisord ({conf}); logs in {state / 'logs'}")
     supervisord = subprocess.Popen(
         [str(Path(sys.executable).with_name("supervisord")), "-c", str(conf)],
@@ -123,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
         wait_ready(ports, supervisord, args.ready_timeout, state / "logs")
         if stopping:
             return _finish(supervisord)
-        info = asyncio.run(bootstrap.demo(mongodb_url, state, ports))
+        info = asyncio.run(bootstrap.demo(mongodb_url, state, ports, smtp_port))
     except Exception as exc:  # report, then stop what we started
         _say(f"start-up failed: {exc}")
         stop(signal.SIGTERM, None)
