@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, UpdateOne
 
 from postwire_testing.servers import SecantusProcess
 
@@ -102,7 +102,18 @@ async def secantus_writes(url: str, docs: int, updates: int, concurrency: int = 
         start = time.perf_counter()
         await asyncio.gather(*(limited(i) for i in range(updates)))
         conc_s = time.perf_counter() - start
-        return {"insert_many_docs": docs, "batch": batch,
+
+        bulk_batch = 200
+        start = time.perf_counter()
+        for first in range(0, updates, bulk_batch):
+            await coll.bulk_write([
+                UpdateOne({"_id": f"bench{i % docs:08d}"},
+                          {"$set": {"status": "DELIVERED"},
+                           "$push": {"timeline": {"status": "DELIVERED", "n": i}}})
+                for i in range(first, min(updates, first + bulk_batch))], ordered=False)
+        bulk_s = time.perf_counter() - start
+        return {"bulk_batch": bulk_batch, "bulk_update_ops_per_s": round(updates / bulk_s, 1),
+                "insert_many_docs": docs, "batch": batch,
                 "insert_many_docs_per_s": round(docs / insert_s, 1),
                 "update_one_sequential": sequential,
                 "update_one_sequential_per_s": round(sequential / seq_s, 1),

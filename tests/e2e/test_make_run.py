@@ -62,7 +62,7 @@ def test_fresh_clone_make_run_curl_delivers_then_sigterm_stops_everything(
 ) -> None:
     clone = tmp_path / "postwire"
     _fresh_copy(repo_root, clone)
-    base, mongo = free_port_block(7), free_port_block(1)
+    base, mongo = free_port_block(9), free_port_block(1)  # 8 HTTP ports and SMTP
     env = {k: v for k, v in os.environ.items() if k not in ("MONGODB_URL", "VIRTUAL_ENV")}
     seen: list[str] = []
     with rabbit_vhost(os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")) as amqp:
@@ -96,7 +96,7 @@ def test_fresh_clone_make_run_curl_delivers_then_sigterm_stops_everything(
                    str(clone / ".postwire" / "supervisord.conf"), "pid", "all"]
             pids = [int(p) for p in subprocess.run(ctl, capture_output=True, text=True,
                                                    timeout=30).stdout.split()]
-            assert len(pids) == 8  # seven services and SecantusDB
+            assert len(pids) == 9  # seven services, the SMTP submission listener and SecantusDB
         finally:
             proc.send_signal(signal.SIGTERM)
             code = proc.wait(timeout=120)

@@ -55,7 +55,8 @@ class LiveLoad:
         info = system.info
         self.sender_id = info["sender_id"]
         self.key = cli(system.mongodb_url, "keys", "create", "--tenant", info["tenant_id"],
-                       "--scopes", "send:sms,read:sms", "--live")["key"]
+                       "--scopes", "send:sms,read:sms", "--live",
+                       "--rate-limit", "600000/10000")["key"]
         self.client = client
         self.auth = {"Authorization": f"Bearer {self.key}"}
 
