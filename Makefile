@@ -2,6 +2,7 @@
 SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .DEFAULT_GOAL := help
 
@@ -27,10 +28,16 @@ lint: install ## ruff, mypy --strict and the import-linter contracts (services n
 test: lint ## unit, integration and end-to-end tests against real RabbitMQ and SecantusDB
 	.venv/bin/pytest $(PYTEST_ARGS)
 
-bench: install ## benchmarks (tests/bench): print figures, write JSON to tests/bench/results
-	.venv/bin/python -m tests.bench
+test-faults: install ## fault suite under load (tests/faults); FAULT_SCALE=1 runs the issue's full figures
+	.venv/bin/pytest tests/faults $(PYTEST_ARGS)
+
+openapi: install ## regenerate the committed openapi.json from the gateway
+	.venv/bin/python -c "from postwire_gateway.app import create_app; from postwire_gateway.settings import GatewaySettings; from postwire_gateway.openapi import render; from postwire_platform.secrets_at_rest import generate_key; open('openapi.json', 'w').write(render(create_app(GatewaySettings(secret_keys=[generate_key()]))))"
+
+bench: install ## benchmarks (tests/bench): print figures, write JSON to tests/bench/results (BENCH_ARGS=--quick)
+	.venv/bin/python -m tests.bench $(BENCH_ARGS)
 
 clean: ## remove the local state of `make run` (stop it first)
 	rm -rf .postwire
 
-.PHONY: help install run lint test bench clean
+.PHONY: openapi help install run lint test test-faults bench clean
