@@ -26,7 +26,7 @@ from postwire_testing.servers import rabbit_vhost
 from postwire_testing.smtp_sink import SmtpSink
 from postwire_testing.system import DevSystem
 
-from . import email, raw, report, sms, whatsapp
+from . import email, rates, raw, report, sms, whatsapp
 from .observe import Hooks, QueueSampler, TimedSmsc
 from .profile import Profiler
 from .stats import children, cpu_seconds, machine_info, rss_kib, self_cpu_seconds
@@ -153,7 +153,7 @@ async def run_system(plan: Plan, dev: DevSystem, smsc: TimedSmsc, receiver: Webh
                                                             plan.accept_rate_seconds)
             result["accept_paced_drain"] = await bench.drain(plan.drain_timeout)
         if "e2e" in phases:
-            result["e2e"] = await sms.fixed_rate(bench, plan.e2e_rate, plan.e2e_seconds,
+            result["e2e"] = await rates.fixed_rate(bench, plan.e2e_rate, plan.e2e_seconds,
                                                  plan.drain_timeout)
         if "burst" in phases:
             result["burst"] = await sms.burst(bench, plan.burst, plan.burst_in_flight,
@@ -172,7 +172,7 @@ async def run_system(plan: Plan, dev: DevSystem, smsc: TimedSmsc, receiver: Webh
             result["whatsapp"] = await whatsapp.fixed_rate(bench, graph, wa_key, plan.e2e_rate,
                                                            plan.e2e_seconds, plan.drain_timeout)
         if "sustained" in phases:
-            result["sustained"] = await sms.sustained(bench, plan.search_rates,
+            result["sustained"] = await rates.sustained(bench, plan.search_rates,
                                                       plan.search_seconds, plan.search_refine,
                                                       plan.drain_timeout)
     finally:

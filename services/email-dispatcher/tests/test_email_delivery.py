@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.policy
+from datetime import timedelta
 from email.message import EmailMessage
 
 import dkim
@@ -11,6 +12,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from postwire_contracts import topology
 from postwire_contracts.status import Status
 from postwire_platform import signed_tokens
+from postwire_platform.clock import utcnow
 from postwire_platform.mongo import EMAIL_DISPATCHES, SUPPRESSIONS, Document
 from postwire_testing.smtp_sink import SmtpSink
 from postwire_testing.taps import EventTap
@@ -166,3 +168,38 @@ async def test_without_a_verified_domain_a_message_goes_unsigned_from_the_from_a
     assert mail.mail_from == "receipts@shop.example" and parsed["DKIM-Signature"] is None
     assert parsed.get_content_type() == "text/plain"
     assert email.policy.default  # the parsed message used the modern policy
+
+
+async def test_a_claim_whose_dead_owner_had_begun_data_is_not_sent_again(
+        tap: EventTap, amqp_url: str, mongodb_url: str, db_name: str,
+        db: AsyncDatabase[Document]) -> None:
+    # what a dispatcher killed between DATA and recording the answer leaves behind
+    cmd = command()
+    then = utcnow() - timedelta(seconds=30)
+    await db[EMAIL_DISPATCHES].insert_one({
+        "_id": cmd.message_id, "state": "processing", "owner": "killed-worker",
+        "lease_until": then, "attempts": 1, "created_at": then, "updated_at": then,
+        "data_at": then})
+    with SmtpSink() as sink:
+        async with running(relay_settings(amqp_url, mongodb_url, db_name, sink.port)):
+            await tap.publisher.publish(cmd, topology.SEND_EMAIL)
+            failed = await tap.wait_for(cmd.message_id, Status.FAILED)
+    assert failed.error_code == "outcome_unknown"
+    assert "may have been delivered" in (failed.error_reason or "")
+    assert sink.messages == [] and sink.rcpt_attempts == []
+
+
+async def test_data_is_marked_before_it_is_sent_and_a_deferral_clears_the_mark(
+        tap: EventTap, amqp_url: str, mongodb_url: str, db_name: str,
+        db: AsyncDatabase[Document]) -> None:
+    with SmtpSink() as sink:
+        sink.fail_next(1, "451 4.3.0 try again later", stage="data")
+        async with running(relay_settings(amqp_url, mongodb_url, db_name, sink.port)):
+            cmd = command()
+            await tap.publisher.publish(cmd, topology.SEND_EMAIL)
+            await tap.wait_for(cmd.message_id, Status.SENT)
+    # the refused DATA was an attempt with a known outcome, so the retry went out (once)
+    assert len(sink.messages_to("ada@example.com")) == 1
+    claim = await db[EMAIL_DISPATCHES].find_one({"_id": cmd.message_id})
+    assert claim is not None and claim["attempts"] == 2 and claim["state"] == "sent"
+    assert claim["data_at"] <= claim["finished_at"]

@@ -4,7 +4,11 @@ The lease protocol of sms-dispatcher's ``dispatches`` (services never share code
 
 ``{_id: message id, state: "processing"|"sent"|"failed", owner, lease_until, attempts, transport,
 provider_message_id, outcome, smtp {code, enhanced, text}, error_code, error_reason, created_at,
-finished_at, updated_at}``
+finished_at, updated_at, data_at}``
+
+``data_at`` is set by the owner right before an SMTP DATA command: from then on the server may have the
+message. A claim taken over from a dead owner with ``data_at`` set may have been delivered already; the
+dispatcher does not send it again (at most once). A release (the attempt's outcome is known) clears it.
 """
 
 from __future__ import annotations
@@ -37,6 +41,10 @@ class Claim:
     def attempts(self) -> int:
         """Submissions started under this claim, this one included when owned."""
         return int(self.doc.get("attempts", 0))
+
+
+class LeaseLost(Exception):
+    """Another worker holds the claim now."""
 
 
 class Claims:
@@ -82,8 +90,17 @@ class Claims:
         """Give the lease up after a transient failure, so the scheduled retry can take it at once."""
         await self._coll.update_one(
             {"_id": message_id, "state": PROCESSING, "owner": self._owner},
-            {"$set": {"owner": None, "lease_until": now, "last_error": error, "updated_at": now}},
+            {"$set": {"owner": None, "lease_until": now, "last_error": error, "updated_at": now},
+             "$unset": {"data_at": ""}},
         )
+
+    async def mark_data(self, message_id: str, now: datetime) -> None:
+        """Record that DATA is about to be sent under our lease; ``LeaseLost`` if it is not ours."""
+        result = await self._coll.update_one(
+            {"_id": message_id, "state": PROCESSING, "owner": self._owner},
+            {"$set": {"data_at": now, "updated_at": now}})
+        if result.matched_count == 0:
+            raise LeaseLost(f"claim {message_id} is no longer ours")
 
     async def finish(self, message_id: str, now: datetime, state: str,
                      fields: dict[str, Any]) -> Document:

@@ -8,6 +8,10 @@ Outcomes: accepted → SENT (DELIVERED too when the recipient's own MX accepted 
 a timeline note and a retry through the delay queue, and after the last retry FAILED
 ``email_soft_bounce``; 5xx → FAILED ``email_hard_bounce`` (plus a suppression when the address is bad);
 a suppressed recipient → FAILED ``suppressed`` without any SMTP.
+
+At most once across crashes: right before DATA the claim records ``data_at``. A claim taken over from a
+dead owner with ``data_at`` set ends FAILED ``outcome_unknown`` instead of being sent again (the server
+may have taken it; its answer was never recorded). A crash before DATA is retried as usual.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ OUTCOMES = Counter("postwire_email_dispatch_outcomes", "Email dispatch outcomes"
 HARD = "hard_bounce"
 SOFT = "soft_bounce"
 SUPPRESSED = "suppressed"
+UNKNOWN = "outcome_unknown"
 
 
 class EventSink(Protocol):
@@ -97,6 +102,9 @@ class Dispatcher:
             return
         await self._publish(processing_event(cmd, claim.doc))
         transport = self._transports.live if cmd.live else self._transports.sandbox
+        if claim.doc.get("data_at") is not None:
+            await self._outcome_unknown(cmd, transport.name, claim.doc)
+            return
         suppressed = await self._suppressions.find(cmd.tenant_id, cmd.to)
         recipients = [r for r in cmd.to if r.lower() not in suppressed]
         if not recipients:
@@ -110,7 +118,8 @@ class Dispatcher:
         composed = compose(cmd, key=key, tracking_config=self._config.tracking)
         outgoing = Outgoing(message_id=cmd.message_id, tenant_id=cmd.tenant_id,
                             mail_from=envelope_sender(cmd, key), recipients=recipients,
-                            data=composed.data, pixel_url=composed.pixel_url)
+                            data=composed.data, pixel_url=composed.pixel_url,
+                            before_data=lambda: self._claims.mark_data(cmd.message_id, self._clock()))
         try:
             accepted = await transport.deliver(outgoing)
         except DeliveryError as exc:
@@ -124,6 +133,17 @@ class Dispatcher:
             "provider_message_id": composed.message_id_header, "host": accepted.host,
             "dkim_domain": key.domain if key else None, "smtp": _smtp(accepted.answer),
             "skipped": sorted(suppressed)})
+
+    async def _outcome_unknown(self, cmd: SendEmail, transport: str, doc: Document) -> None:
+        """The previous owner died after DATA began and before recording the answer: the message may
+        have been delivered, and sending it again could deliver it twice. At most once wins."""
+        log.warning("outcome of an interrupted delivery unknown; not sent again",
+                    extra={"message_id": cmd.message_id, "data_at": str(doc.get("data_at"))})
+        await self._finish(cmd, FAILED, transport, {
+            "outcome": UNKNOWN, "error_code": UNKNOWN,
+            "error_reason": "the dispatcher stopped while the receiving server was taking this "
+                            "message and its answer was never recorded; it may have been delivered, "
+                            "so it is not sent again"})
 
     async def _hard_bounce(self, cmd: SendEmail, transport: str, answer: SmtpAnswer) -> None:
         await self._finish(cmd, FAILED, transport, {

@@ -18,7 +18,7 @@ import dns.exception
 import dns.resolver
 
 from .answers import DeliveryError, SmtpAnswer, network_failure
-from .transport import Accepted, Outgoing, _close, send_over
+from .transport import Accepted, GuardedSmtp, Outgoing, _close, send_over
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class MxTransport:
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE  # opportunistic TLS between MTAs (RFC 3207 §4.1)
-        client = aiosmtplib.SMTP(hostname=address, port=self._port, timeout=self._timeout,
+        client = GuardedSmtp(hostname=address, port=self._port, timeout=self._timeout,
                                  start_tls=None, tls_context=context, local_hostname=self._helo)
         try:
             try:

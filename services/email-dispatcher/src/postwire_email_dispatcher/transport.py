@@ -10,10 +10,12 @@ import asyncio
 import contextlib
 import logging
 import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiosmtplib
+from aiosmtplib.response import SMTPResponse
 
 from .answers import DeliveryError, SmtpAnswer, network_failure
 
@@ -31,6 +33,32 @@ class Outgoing:
     data: bytes
     pixel_url: str | None = None
     """The open-tracking pixel of this message, if it has one (the sandbox "opens" it)."""
+    before_data: Callable[[], Awaitable[None]] | None = None
+    """Awaited right before each transaction's DATA command (the envelope was accepted): from then on
+    the server may take the message, so the dispatcher records that first. If it raises, the
+    transaction is abandoned and the delivery fails as transient, with nothing sent."""
+
+
+class GuardedSmtp(aiosmtplib.SMTP):
+    """aiosmtplib's client with a per-transaction hook run right before DATA (``before_data``), and
+    whether DATA was begun on this connection (``data_started``)."""
+
+    before_data: Callable[[], Awaitable[None]] | None = None
+    data_started: bool = False
+
+    async def data(self, message: str | bytes, /, **kwargs: Any) -> SMTPResponse:
+        hook, self.before_data = self.before_data, None
+        if hook is not None:
+            try:
+                await hook()
+            except Exception as exc:
+                raise NotRecorded(exc) from exc
+        self.data_started = True
+        return await super().data(message, **kwargs)
+
+
+class NotRecorded(Exception):
+    """The ``before_data`` hook failed: the transaction was not completed."""
 
 
 @dataclass(frozen=True)
@@ -56,11 +84,15 @@ class EmailTransport(Protocol):
         ...
 
 
-async def send_over(client: aiosmtplib.SMTP, outgoing: Outgoing) -> SmtpAnswer:
+async def send_over(client: GuardedSmtp, outgoing: Outgoing) -> SmtpAnswer:
     """One transaction on a connected client; the answer, or ``DeliveryError`` with the refusal."""
+    client.before_data, client.data_started = outgoing.before_data, False
     try:
         refused, response = await client.sendmail(outgoing.mail_from, outgoing.recipients,
                                                   outgoing.data)
+    except NotRecorded as exc:
+        raise network_failure(f"the delivery attempt could not be recorded: {exc.__cause__!r}",
+                              "mail") from exc
     except aiosmtplib.SMTPRecipientsRefused as exc:
         first = exc.recipients[0]
         raise DeliveryError(SmtpAnswer(first.code, first.message, "rcpt")) from exc
@@ -98,7 +130,7 @@ class RelayTransport:
         self._verify = verify_tls
         self._timeout = timeout
         self._helo = helo
-        self._idle: list[aiosmtplib.SMTP] = []
+        self._idle: list[GuardedSmtp] = []
         self._slots = asyncio.Semaphore(pool_size)
         self._closed = False
 
@@ -109,8 +141,8 @@ class RelayTransport:
             context.verify_mode = ssl.CERT_NONE
         return context
 
-    async def _connect(self) -> aiosmtplib.SMTP:
-        client = aiosmtplib.SMTP(
+    async def _connect(self) -> GuardedSmtp:
+        client = GuardedSmtp(
             hostname=self._host, port=self._port, timeout=self._timeout,
             use_tls=self._tls == "implicit", start_tls=self._tls == "starttls",
             tls_context=self._tls_context() if self._tls != "none" else None,
@@ -149,7 +181,8 @@ class RelayTransport:
                 except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError,
                         aiosmtplib.SMTPException, OSError) as exc:
                     await _close(client)
-                    if reused and attempt == 1 and isinstance(exc, ConnectionError):
+                    if reused and attempt == 1 and isinstance(exc, ConnectionError) \
+                            and not client.data_started:
                         continue  # a pooled connection the relay had dropped: once more, fresh
                     raise network_failure(f"relay connection failed: {exc!r}", "data") from exc
                 self._idle.append(client)
