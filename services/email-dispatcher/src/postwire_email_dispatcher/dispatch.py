@@ -88,9 +88,16 @@ class Dispatcher:
         self._suppressions = suppressions
         self._config = config
         self._clock = clock
+        self._unrecorded: dict[str, tuple[str, str, dict[str, Any]]] = {}
+        """Outcomes known here whose claim update failed (MongoDB down): recorded on redelivery,
+        instead of the take-over reading the claim's ``data_at`` as an unknown outcome."""
 
     async def dispatch(self, cmd: SendEmail) -> None:
         """Handle one delivery of ``cmd``; returning normally means it may be acked."""
+        pending = self._unrecorded.get(cmd.message_id)
+        if pending is not None:
+            await self._finish(cmd, *pending)
+            return
         claim = await self._claims.acquire(cmd.message_id, self._clock())
         if claim.kind == "finished":
             log.info("already dispatched; republishing its outcome",
@@ -177,8 +184,13 @@ class Dispatcher:
 
     async def _finish(self, cmd: SendEmail, state: str, transport: str,
                       fields: dict[str, Any]) -> None:
-        doc = await self._claims.finish(cmd.message_id, self._clock(), state,
-                                        {"transport": transport, **fields})
+        try:
+            doc = await self._claims.finish(cmd.message_id, self._clock(), state,
+                                            {"transport": transport, **fields})
+        except BaseException:
+            self._unrecorded[cmd.message_id] = (state, transport, fields)
+            raise
+        self._unrecorded.pop(cmd.message_id, None)
         OUTCOMES.labels(outcome=str(doc.get("outcome", state)), transport=transport).inc()
         log.info("dispatched", extra={"message_id": cmd.message_id, "outcome": doc.get("outcome")})
         await self._after_finish(cmd, doc, republish=False)
