@@ -31,7 +31,9 @@ FLAKY = "+15005550005"
 SLOW_DELAY = 10.0
 FLAKY_FAILURES = 2
 _REMEMBERED = 100_000
-_RECEIPT_ATTEMPTS = 4
+_RECEIPT_ATTEMPTS = 10
+"""Tries of one receipt POST, 0.5 s apart and doubling up to 10 s: about a minute, like a carrier that
+retries its callbacks, so a provider-ingest still reconnecting to RabbitMQ (503) gets it later."""
 
 
 class Receipt(msgspec.Struct, frozen=True, kw_only=True):
@@ -130,7 +132,7 @@ class SandboxCarrier:
                 log.info("sandbox receipt not delivered yet", extra={
                     "message_id": request.message_id, "attempt": attempt, "error": repr(exc)})
             await asyncio.sleep(backoff)
-            backoff *= 2
+            backoff = min(backoff * 2, 10.0)
         log.warning("sandbox receipt dropped", extra={"message_id": request.message_id})
 
     @property
