@@ -11,12 +11,14 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import httpx
 import msgspec
 
 from postwire_platform import signed_tokens
+from postwire_platform.callbacks import call_back
 
 from .answers import DeliveryError, SmtpAnswer
 from .transport import Accepted, Outgoing
@@ -32,7 +34,6 @@ OPEN = f"open@{SIMULATOR_DOMAIN}"
 REJECTED = f"rejected@{SIMULATOR_DOMAIN}"
 
 _REMEMBERED = 100_000
-_ATTEMPTS = 4
 
 
 class Feedback(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_defaults=True):
@@ -119,22 +120,10 @@ class SandboxTransport:
     async def _fetch(self, url: str, message_id: str) -> None:
         await self._retrying("open pixel", message_id, lambda: self._client.get(url))
 
-    async def _retrying(self, what: str, message_id: str, call: object) -> None:
-        backoff = 0.5
-        for attempt in range(1, _ATTEMPTS + 1):
-            try:
-                response = await call()  # type: ignore[operator]
-                if response.status_code < 500:
-                    if response.status_code >= 400:
-                        log.warning("sandbox %s refused", what, extra={
-                            "message_id": message_id, "status_code": response.status_code})
-                    return
-            except httpx.HTTPError as exc:
-                log.info("sandbox %s not delivered yet", what, extra={
-                    "message_id": message_id, "attempt": attempt, "error": repr(exc)})
-            await asyncio.sleep(backoff)
-            backoff *= 2
-        log.warning("sandbox %s dropped", what, extra={"message_id": message_id})
+    @staticmethod
+    async def _retrying(what: str, message_id: str,
+                        call: Callable[[], Awaitable[httpx.Response]]) -> None:
+        await call_back(call, what=what, message_id=message_id)
 
     @property
     def pending(self) -> int:

@@ -17,6 +17,8 @@ from typing import TypeVar
 import httpx
 import msgspec
 
+from postwire_platform.callbacks import call_back
+
 from .carrier import PermanentCarrierError, SubmitRequest, SubmitResult, TransientCarrierError
 
 log = logging.getLogger(__name__)
@@ -31,9 +33,6 @@ FLAKY = "+15005550005"
 SLOW_DELAY = 10.0
 FLAKY_FAILURES = 2
 _REMEMBERED = 100_000
-_RECEIPT_ATTEMPTS = 10
-"""Tries of one receipt POST, 0.5 s apart and doubling up to 10 s: about a minute, like a carrier that
-retries its callbacks, so a provider-ingest still reconnecting to RabbitMQ (503) gets it later."""
 
 
 class Receipt(msgspec.Struct, frozen=True, kw_only=True):
@@ -117,23 +116,9 @@ class SandboxCarrier:
         receipt = build_receipt(carrier_id, request.message_id, stat, request.text, submitted,
                                 datetime.now(UTC))
         body = self._encoder.encode(receipt)
-        backoff = 0.5
-        for attempt in range(1, _RECEIPT_ATTEMPTS + 1):
-            try:
-                response = await self._client.post(
-                    request.callback_url, content=body,
-                    headers={"Content-Type": "application/json"})
-                if response.status_code < 500:
-                    if response.status_code >= 400:
-                        log.warning("sandbox receipt refused", extra={
-                            "message_id": request.message_id, "status_code": response.status_code})
-                    return
-            except httpx.HTTPError as exc:
-                log.info("sandbox receipt not delivered yet", extra={
-                    "message_id": request.message_id, "attempt": attempt, "error": repr(exc)})
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 10.0)
-        log.warning("sandbox receipt dropped", extra={"message_id": request.message_id})
+        await call_back(lambda: self._client.post(
+            request.callback_url, content=body, headers={"Content-Type": "application/json"}),
+            what="receipt", message_id=request.message_id)
 
     @property
     def pending_receipts(self) -> int:

@@ -18,6 +18,7 @@ from typing import TypeVar
 
 import httpx
 
+from postwire_platform.callbacks import call_back
 from postwire_whatsapp import webhooks
 from postwire_whatsapp.cloud_api import ErrorData, GraphError
 
@@ -43,7 +44,6 @@ THROTTLED_FAILURES = 2
 SANDBOX_PHONE_NUMBER_ID = "100000000000000"
 DISPLAY_NUMBER = "15550000000"
 _REMEMBERED = 100_000
-_ATTEMPTS = 4
 
 
 def _error(code: int, title: str, details: str) -> GraphError:
@@ -112,21 +112,8 @@ class SandboxClient:
         raw = webhooks.encode(payload)
         headers = {"Content-Type": "application/json",
                    webhooks.SIGNATURE_HEADER: webhooks.sign(self._app_secret, raw)}
-        backoff = 0.5
-        for attempt in range(1, _ATTEMPTS + 1):
-            try:
-                response = await self._client.post(self._webhook_url, content=raw, headers=headers)
-                if response.status_code < 500:
-                    if response.status_code >= 400:
-                        log.warning("sandbox notification refused", extra={
-                            "message_id": message_id, "status_code": response.status_code})
-                    return
-            except httpx.HTTPError as exc:
-                log.info("sandbox notification not delivered yet", extra={
-                    "message_id": message_id, "attempt": attempt, "error": repr(exc)})
-            await asyncio.sleep(backoff)
-            backoff *= 2
-        log.warning("sandbox notification dropped", extra={"message_id": message_id})
+        await call_back(lambda: self._client.post(self._webhook_url, content=raw, headers=headers),
+                        what="notification", message_id=message_id)
 
     @property
     def pending(self) -> int:
