@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+from prometheus_client import REGISTRY
 from pymongo.asynchronous.database import AsyncDatabase
 
 from postwire_contracts.status import Status
@@ -57,3 +58,30 @@ async def test_the_wait_for_an_earlier_event_that_never_comes_is_bounded(
     assert got.json()["data"]["messageId"] == lonely.message_id
     assert (record["attempt"], record["outcome"], record["endpoint_id"]) == (1, "delivered",
                                                                              hook["_id"])
+
+
+def _set_aside_for_order() -> float:
+    return REGISTRY.get_sample_value("postwire_webhook_set_aside_total", {"reason": "order"}) or 0.0
+
+
+async def test_a_receipt_right_behind_its_sent_waits_in_memory_not_in_the_defer_queue(
+        amqp_url: str, mongodb_url: str, db_name: str, db: AsyncDatabase[Document]) -> None:
+    async with WebhookReceiver() as hooks:
+        await endpoint(db, "ten_a", hooks.url)
+        hooks.hold()  # the SENT attempts are in flight when their DELIVERED jobs arrive
+        before = _set_aside_for_order()
+        # a defer round would outlast the test's wait: both arrive only if nothing was set aside
+        async with running_fanout(amqp_url, mongodb_url, db_name, webhook_order_wait=60.0,
+                                  webhook_defer_seconds=60.0,
+                                  webhook_order_inline_wait=30.0) as publisher:
+            messages = [f"msg{uuid.uuid4().hex[:20]}" for _ in range(5)]
+            for message_id in messages:
+                await publish(publisher, note("ten_a", Status.SENT, message_id=message_id))
+                await publish(publisher, note("ten_a", Status.DELIVERED, message_id=message_id))
+            await asyncio.sleep(0.5)
+            hooks.release()
+            seen = await hooks.wait_for(count(10), timeout=30)
+    for message_id in messages:
+        types = [r.json()["type"] for r in seen if r.json()["data"]["messageId"] == message_id]
+        assert types == ["sms_sent", "sms_delivered"], (message_id, types)
+    assert _set_aside_for_order() == before

@@ -77,6 +77,8 @@ class AttemptLog:
         self._remember = remember
         self._written: OrderedDict[tuple[str, str, str], set[str]] = OrderedDict()
         """(tenant, message, endpoint) → event types this process recorded an attempt for."""
+        self._waiters: dict[tuple[str, str, str], list[tuple[frozenset[str], asyncio.Future[None]]]] = {}
+        """Jobs waiting here for earlier event types of their message to be recorded."""
 
     async def write(self, doc: Document) -> None:
         """Store ``doc`` (batched with concurrent writes); raises what MongoDB raised."""
@@ -106,10 +108,43 @@ class AttemptLog:
         if not doc.get("message_id") or not doc.get("event_type"):
             return
         key = (str(doc.get("tenant_id")), str(doc["message_id"]), str(doc.get("endpoint_id")))
-        self._written.setdefault(key, set()).add(str(doc["event_type"]))
+        written = self._written.setdefault(key, set())
+        written.add(str(doc["event_type"]))
         self._written.move_to_end(key)
+        waiting = self._waiters.get(key)
+        if waiting:
+            for types, future in waiting:
+                if types <= written and not future.done():
+                    future.set_result(None)
         while len(self._written) > self._remember:
             self._written.popitem(last=False)
+
+    async def wait_recorded(self, event: WebhookEvent, endpoint_id: str, types: Sequence[str],
+                            timeout: float) -> bool:
+        """Whether attempts of all ``types`` for the event's message and ``endpoint_id`` are recorded
+        by this process within ``timeout`` seconds (at once when they already are). A job whose
+        earlier event is being attempted here right now waits for it in memory, instead of a round
+        through the defer queue."""
+        key = (str(event.tenant_id), str(event.message_id), endpoint_id)
+        wanted = frozenset(types)
+        if wanted <= self._written.get(key, set()):
+            return True
+        if timeout <= 0:
+            return False
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (wanted, future)
+        self._waiters.setdefault(key, []).append(entry)
+        try:
+            await asyncio.wait_for(future, timeout)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            waiting = self._waiters.get(key)
+            if waiting is not None:
+                waiting.remove(entry)
+                if not waiting:
+                    del self._waiters[key]
 
     async def close(self) -> None:
         """Wait for records still being written."""

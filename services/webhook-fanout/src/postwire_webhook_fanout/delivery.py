@@ -6,7 +6,9 @@ schedule is used up; the last record then says ``failed`` and the delivery waits
 replay (``webhook_attempts`` keeps the event's exact body). Every attempt is recorded, including those
 skipped while the endpoint's circuit breaker is open. Jobs set aside (endpoint at its concurrency
 limit, or an earlier event of the message not attempted yet) go through the short defer queue and are
-not attempts.
+not attempts. A job whose earlier event is being attempted in this process at that moment (the usual
+case: a receipt right behind its "sent") first waits for it in memory, up to
+``WEBHOOK_ORDER_INLINE_WAIT``, instead of a round through the defer queue.
 """
 
 from __future__ import annotations
@@ -184,6 +186,10 @@ class Deliverer:
         now = self._clock()
         until = job.order_until or now + timedelta(seconds=self._settings.webhook_order_wait)
         if now >= until:
+            return False
+        # usually the earlier event is being attempted here at this moment: wait for it in memory
+        inline = min(self._settings.webhook_order_inline_wait, (until - now).total_seconds())
+        if await self._attempts.wait_recorded(event, endpoint.id, earlier, inline):
             return False
         if set(earlier) <= await self._attempts.attempted_types(event, endpoint.id, earlier):
             return False

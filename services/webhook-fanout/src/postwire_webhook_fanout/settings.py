@@ -35,6 +35,9 @@ class Settings(CommonSettings, frozen=True, kw_only=True):
     """Delay before a job set aside (endpoint at its limit, earlier event not attempted yet) returns."""
     webhook_order_wait: float = 20.0
     """How long an event waits for the earlier events of its message to be attempted first."""
+    webhook_order_inline_wait: float = 1.0
+    """Of that, how long a job waits in memory (holding its consumer slot) for an earlier event being
+    attempted in this process, before it is set aside through the defer queue; 0 turns it off."""
     webhook_attempt_retention_days: float = 30.0
     """How long attempt records (and so replays) are kept."""
     endpoint_cache_seconds: float = 1.0
@@ -61,6 +64,7 @@ def validate(settings: Settings) -> None:
         ("WEBHOOK_BREAKER_COOLDOWN", settings.webhook_breaker_cooldown > 0, "must be > 0"),
         ("WEBHOOK_DEFER_SECONDS", settings.webhook_defer_seconds > 0, "must be > 0"),
         ("WEBHOOK_ORDER_WAIT", settings.webhook_order_wait >= 0, "must be >= 0"),
+        ("WEBHOOK_ORDER_INLINE_WAIT", settings.webhook_order_inline_wait >= 0, "must be >= 0"),
         ("WEBHOOK_ATTEMPT_RETENTION_DAYS", settings.webhook_attempt_retention_days > 0,
          "must be > 0"),
     ]
