@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -143,3 +144,21 @@ def test_the_gate_limits_concurrency_and_breaks_the_circuit() -> None:
     assert not gate.is_open("a") and gate.admit("a") == "go"
     gate.release("a", failed=False)
     gate.release("b", failed=False)
+
+
+async def test_a_busy_fast_endpoint_is_waited_for_in_memory_a_slow_one_is_not() -> None:
+    gate = EndpointGate(limit=1, threshold=3, cooldown=10)
+    assert await gate.acquire("fast", wait=1.0) == "go"
+    gate.release("fast", failed=False, latency=0.01)  # answered quickly
+    assert await gate.acquire("fast", wait=1.0) == "go"
+    waiting = asyncio.create_task(gate.acquire("fast", wait=5.0))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()  # busy: waits for the slot rather than being set aside
+    gate.release("fast", failed=False, latency=0.01)
+    assert await waiting == "go"
+    # an endpoint whose attempt is still unanswered (or answered slowly, or failed) is not waited for
+    assert await gate.acquire("hanging", wait=1.0) == "go"
+    assert await gate.acquire("hanging", wait=1.0) == "busy"
+    gate.release("slow", failed=False, latency=2.0)
+    assert await gate.acquire("slow", wait=1.0) == "go"
+    assert await gate.acquire("slow", wait=1.0) == "busy"

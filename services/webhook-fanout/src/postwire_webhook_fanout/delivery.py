@@ -109,7 +109,8 @@ class Deliverer:
             await self._follow_up(job, endpoint, _Answer(None, endpoint.secret_error, None, 0),
                                   self._clock())
             return
-        admission = self._gate.admit(endpoint.id, force=self._is_last(job))
+        admission = await self._gate.acquire(endpoint.id, force=self._is_last(job),
+                                             wait=self._settings.webhook_busy_wait)
         if admission == "busy":
             SET_ASIDE.labels("endpoint_busy").inc()
             await self._set_aside(job, job.order_until)
@@ -119,12 +120,12 @@ class Deliverer:
             answer = _Answer(None, "circuit_open: the endpoint keeps failing; attempt skipped",
                              None, 0)
         else:
-            failed = True
+            failed, latency = True, None
             try:
                 answer = await self._post(job, endpoint, at)
-                failed = answer.endpoint_failed
+                failed, latency = answer.endpoint_failed, answer.latency_ms / 1000
             finally:
-                self._gate.release(endpoint.id, failed=failed)
+                self._gate.release(endpoint.id, failed=failed, latency=latency)
         await self._follow_up(job, endpoint, answer, at)
 
     async def _post(self, job: DeliveryJob, endpoint: Endpoint, at: datetime) -> _Answer:

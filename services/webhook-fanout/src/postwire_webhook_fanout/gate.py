@@ -1,10 +1,13 @@
 """Isolation between endpoints: a concurrency limit and a circuit breaker per endpoint, per replica.
 
-A job never waits in a consumer slot for its endpoint: when the endpoint already has ``limit`` attempts
-in flight the job is set aside (``busy``) through a short delay queue, and while the endpoint's
-breaker is open its attempts are skipped (``open``) and follow the retry schedule. So a slow or dead
-endpoint holds at most ``limit`` of the consumer's slots for at most the timeout, and after
-``threshold`` consecutive failures none at all; every other endpoint keeps flowing.
+When the endpoint already has ``limit`` attempts in flight the job is set aside (``busy``) through a
+short delay queue, with one exception: an endpoint that is merely busy, not slow (its last attempt was
+answered, without failure, faster than ``wait``), is waited for in memory (``acquire``: at most
+``limit`` waiters, each for at most ``wait`` seconds), which spares a busy healthy endpoint a
+defer-queue round per job. While the endpoint's breaker is open its attempts are skipped (``open``)
+and follow the retry schedule. So a slow or dead endpoint holds at most ``limit`` of the consumer's
+slots for at most the timeout, and after ``threshold`` consecutive failures none at all; every other
+endpoint keeps flowing.
 
 The breaker: ``threshold`` consecutive failures (no answer, timeout, 5xx) open it for ``cooldown``
 seconds; then one probe is let through (half-open): success closes it, failure opens it again. Any
@@ -14,7 +17,10 @@ about an endpoint on its own, which bounds the damage without a shared store on 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -33,6 +39,8 @@ class _State:
     failures: int = 0
     open_until: float | None = None
     probing: bool = False
+    last_latency: float | None = None
+    """Seconds the last completed attempt took (None: none completed, or it failed)."""
 
     @property
     def idle(self) -> bool:
@@ -49,6 +57,34 @@ class EndpointGate:
         self._cooldown = cooldown
         self._clock = clock
         self._states: dict[str, _State] = {}
+        self._waiters: dict[str, deque[asyncio.Future[None]]] = {}
+
+    async def acquire(self, endpoint_id: str, *, force: bool = False,
+                      wait: float = 0.0) -> Admission:
+        """``admit``, but a ``busy`` endpoint is waited for up to ``wait`` seconds (unless ``limit``
+        jobs already wait for it)."""
+        admission = self.admit(endpoint_id, force=force)
+        if admission != "busy" or wait <= 0:
+            return admission
+        state = self._states.get(endpoint_id)
+        if state is None or state.failures or state.last_latency is None \
+                or state.last_latency >= wait:
+            return admission  # slow, failing or unknown: no consumer slot waits for it
+        waiters = self._waiters.setdefault(endpoint_id, deque())
+        if len(waiters) >= self._limit:
+            return "busy"
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiters.append(future)
+        try:
+            await asyncio.wait_for(future, wait)
+        except TimeoutError:
+            return "busy"
+        finally:
+            with contextlib.suppress(ValueError):
+                waiters.remove(future)
+            if not waiters:
+                self._waiters.pop(endpoint_id, None)
+        return self.admit(endpoint_id, force=force)
 
     def admit(self, endpoint_id: str, *, force: bool = False) -> Admission:
         """May an attempt to ``endpoint_id`` start now? ``force`` ignores an open breaker (the
@@ -63,10 +99,12 @@ class EndpointGate:
         state.in_flight += 1
         return "go"
 
-    def release(self, endpoint_id: str, *, failed: bool) -> None:
-        """An admitted attempt ended; ``failed``: no answer, a timeout or a 5xx."""
+    def release(self, endpoint_id: str, *, failed: bool, latency: float | None = None) -> None:
+        """An admitted attempt ended after ``latency`` seconds; ``failed``: no answer, a timeout or
+        a 5xx."""
         state = self._states.setdefault(endpoint_id, _State())
         state.in_flight = max(0, state.in_flight - 1)
+        state.last_latency = None if failed else latency
         was_open = state.open_until is not None
         if failed:
             state.failures += 1
@@ -82,8 +120,12 @@ class EndpointGate:
             if was_open:
                 OPEN.dec()
             state.open_until = None
-        if state.idle:
+        if state.idle and state.last_latency is None:  # kept otherwise: one small entry per endpoint
             del self._states[endpoint_id]
+        for waiter in self._waiters.get(endpoint_id, ()):
+            if not waiter.done():
+                waiter.set_result(None)  # a slot is free: the longest waiter tries again
+                break
 
     def is_open(self, endpoint_id: str) -> bool:
         state = self._states.get(endpoint_id)

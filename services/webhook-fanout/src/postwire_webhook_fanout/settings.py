@@ -31,6 +31,9 @@ class Settings(CommonSettings, frozen=True, kw_only=True):
     """Consecutive failures (no answer, timeout, 5xx) that open an endpoint's circuit breaker."""
     webhook_breaker_cooldown: float = 30.0
     """Seconds an open breaker skips attempts before one probe is let through."""
+    webhook_busy_wait: float = 0.5
+    """How long a job waits in memory for a slot of an endpoint at its concurrency limit before it is
+    set aside (at most WEBHOOK_ENDPOINT_CONCURRENCY jobs wait per endpoint); 0 turns it off."""
     webhook_defer_seconds: float = 2.0
     """Delay before a job set aside (endpoint at its limit, earlier event not attempted yet) returns."""
     webhook_order_wait: float = 20.0
@@ -63,6 +66,7 @@ def validate(settings: Settings) -> None:
         ("WEBHOOK_BREAKER_THRESHOLD", settings.webhook_breaker_threshold >= 1, "must be >= 1"),
         ("WEBHOOK_BREAKER_COOLDOWN", settings.webhook_breaker_cooldown > 0, "must be > 0"),
         ("WEBHOOK_DEFER_SECONDS", settings.webhook_defer_seconds > 0, "must be > 0"),
+        ("WEBHOOK_BUSY_WAIT", settings.webhook_busy_wait >= 0, "must be >= 0"),
         ("WEBHOOK_ORDER_WAIT", settings.webhook_order_wait >= 0, "must be >= 0"),
         ("WEBHOOK_ORDER_INLINE_WAIT", settings.webhook_order_inline_wait >= 0, "must be >= 0"),
         ("WEBHOOK_ATTEMPT_RETENTION_DAYS", settings.webhook_attempt_retention_days > 0,
