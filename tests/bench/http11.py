@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from dataclasses import dataclass
 
 
@@ -24,10 +25,23 @@ class Response:
     body: bytes
 
 
+IDLE_REUSE_SECONDS = 4.0
+"""An idle connection older than this is closed rather than reused, as httpcore does with connections
+the server may be closing: under the server's keep-alive timeout, so a request is never written into a
+connection the server is closing (that race showed up as ``IncompleteReadError`` in a full run)."""
+
+
 class Connection:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
+        self.idle_since = time.monotonic()
+
+    @property
+    def reusable(self) -> bool:
+        """Not closed by the server and not idle for long."""
+        return (not self.reader.at_eof() and not self.writer.is_closing()
+                and time.monotonic() - self.idle_since < IDLE_REUSE_SECONDS)
 
     async def roundtrip(self, request: bytes) -> Response:
         self.writer.write(request)
@@ -68,15 +82,25 @@ class Pool:
         return Connection(reader, writer)
 
     async def request(self, request: bytes) -> Response:
-        """Send ``request`` (complete bytes) on a free connection; a broken one is replaced once."""
+        """Send ``request`` (complete bytes) on a free, reusable connection (or a new one)."""
         async with self._free:
-            conn = self._idle.pop() if self._idle else await self._connect()
+            conn = None
+            while self._idle and conn is None:
+                candidate = self._idle.pop()
+                if candidate.reusable:
+                    conn = candidate
+                else:
+                    candidate.close()
+                    self._open -= 1
+            if conn is None:
+                conn = await self._connect()
             try:
                 response = await conn.roundtrip(request)
             except (OSError, asyncio.IncompleteReadError, ProtocolError):
                 conn.close()
                 self._open -= 1
                 raise
+            conn.idle_since = time.monotonic()
             self._idle.append(conn)
             return response
 

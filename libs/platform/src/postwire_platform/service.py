@@ -243,6 +243,7 @@ def serve(app: Litestar, settings: CommonSettings) -> None:
         http="httptools",
         loop="uvloop",
         lifespan="on",
+        timeout_keep_alive=settings.http_keep_alive_seconds,
         timeout_graceful_shutdown=int(settings.shutdown_timeout),
     )
     server = uvicorn.Server(config)

@@ -29,6 +29,9 @@ class CommonSettings(msgspec.Struct, frozen=True, kw_only=True):
     mongodb_database: str = "postwire"
     http_host: str = "127.0.0.1"
     http_port: int = 8080
+    # seconds an idle keep-alive connection stays open; longer than the idle timeout of the load
+    # balancers in front (60 s is common), so a client never sends on a connection being closed
+    http_keep_alive_seconds: int = 75
     log_level: str = "INFO"
     log_json: bool = True
     shutdown_timeout: float = 15.0
