@@ -11,7 +11,6 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import httpx
@@ -111,19 +110,15 @@ class SandboxTransport:
 
     async def _post(self, feedback: Feedback) -> None:
         body = _encoder.encode(feedback)
-        await self._retrying("feedback", feedback.message_id, lambda: self._client.post(
+        await call_back(lambda: self._client.post(
             self._feedback_url, content=body, headers={
                 "Content-Type": "application/json",
                 signed_tokens.SIGNATURE_HEADER: signed_tokens.sign_body(
-                    self._secret, body, int(time.time()))}))
+                    self._secret, body, int(time.time()))}),
+            what="feedback", message_id=feedback.message_id)
 
     async def _fetch(self, url: str, message_id: str) -> None:
-        await self._retrying("open pixel", message_id, lambda: self._client.get(url))
-
-    @staticmethod
-    async def _retrying(what: str, message_id: str,
-                        call: Callable[[], Awaitable[httpx.Response]]) -> None:
-        await call_back(call, what=what, message_id=message_id)
+        await call_back(lambda: self._client.get(url), what="open pixel", message_id=message_id)
 
     @property
     def pending(self) -> int:
