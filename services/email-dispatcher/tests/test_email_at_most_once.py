@@ -28,6 +28,13 @@ class FlakyClaims(Claims):
     """Claims whose first ``finish`` fails as it does while MongoDB is down."""
 
     failures = 1
+    sink: SmtpSink | None = None
+    mails_at_mark: list[int] = []
+
+    async def mark_data(self, message_id: str, now: datetime) -> None:
+        assert self.sink is not None
+        self.mails_at_mark.append(len(self.sink.messages))
+        await super().mark_data(message_id, now)
 
     async def finish(self, message_id: str, now: datetime, state: str,
                      fields: dict[str, Any]) -> Document:
@@ -56,8 +63,10 @@ async def test_an_answer_whose_record_failed_is_recorded_on_redelivery_not_resen
     events = Events()
     with SmtpSink() as sink:
         relay = RelayTransport("127.0.0.1", sink.port, tls="none", timeout=5.0)
+        claims = FlakyClaims(db[EMAIL_DISPATCHES], "worker-1", lease=0.0)
+        claims.sink, claims.mails_at_mark = sink, []
         dispatcher = Dispatcher(
-            FlakyClaims(db[EMAIL_DISPATCHES], "worker-1", lease=0.0), events,
+            claims, events,
             Transports(sandbox=relay, live=relay), DomainKeys(db[DOMAINS], None, ttl=0.0, clock=utcnow),
             Suppressions(db[SUPPRESSIONS]), DispatchConfig([1.0], 1.0, None))
         cmd = command()
@@ -68,6 +77,7 @@ async def test_an_answer_whose_record_failed_is_recorded_on_redelivery_not_resen
         await dispatcher.dispatch(cmd)  # the redelivery (lease already expired)
         await relay.aclose()
     assert len(sink.messages_to("ada@example.com")) == 1
+    assert claims.mails_at_mark == [0]  # recorded before the relay had the message, once
     claim = await db[EMAIL_DISPATCHES].find_one({"_id": cmd.message_id})
     assert claim is not None and claim["state"] == "sent" and claim["attempts"] == 1
     assert [e.status for e in events.events] == [Status.PROCESSING, Status.SENT]
