@@ -113,10 +113,11 @@ def build_app(
             yield
         finally:
             log.info("stopping: finishing in-flight messages")
-            await monitor.stop()
+            grace = settings.shutdown_timeout + 5
+            await _bounded(monitor.stop(), 10, "queue monitor")
             for hook in on_stop:
-                await hook(runtime)
-            await _bounded(runtime.broker.stop(), settings.shutdown_timeout + 5, "RabbitMQ broker")
+                await _bounded(hook(runtime), grace, "stop hook")
+            await _bounded(runtime.broker.stop(), grace, "RabbitMQ broker")
             await _bounded(runtime.mongo.close(), 10, "MongoDB client")
 
     @get("/healthz", include_in_schema=False)
@@ -196,12 +197,17 @@ async def _bounded(step: Awaitable[None], seconds: float, what: str) -> None:
 
     aio-pika's close can wait forever on a connection that was cut and re-established; past the
     grace period we exit anyway: unacked deliveries go back to their queues when the socket closes.
+    The step runs as a task that is waited for, not awaited under a timeout: a step that swallows its
+    cancellation (as a close deep in a client library may) would hold a timeout forever, and did hang
+    a test's teardown. Its exceptions still propagate.
     """
-    try:
-        async with asyncio.timeout(seconds):
-            await step
-    except TimeoutError:
+    task = asyncio.ensure_future(step)
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if not done:
+        task.cancel()  # not awaited: it may never finish
         log.error("%s did not stop within %.0fs; exiting anyway", what, seconds)
+        return
+    task.result()
 
 
 async def _broker_ready(broker: RabbitBroker) -> bool:
