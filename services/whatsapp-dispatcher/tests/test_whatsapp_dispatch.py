@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
+import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from postwire_contracts import topology
 from postwire_contracts.status import Status
 from postwire_platform.clock import utcnow
 from postwire_platform.mongo import OPT_OUTS, TENANTS, WHATSAPP_DISPATCHES, Document
+from postwire_platform.uncancellable import finish_detached
 from postwire_testing.fake_graph import FakeGraph
 from postwire_testing.taps import EventTap
+from postwire_whatsapp_dispatcher.claims import Claims
+from postwire_whatsapp_dispatcher.dispatch import Clients, DispatchConfig, Dispatcher
+from postwire_whatsapp_dispatcher.graph import GraphClient, GraphSend, SendResult
+from postwire_whatsapp_dispatcher.lines import LineResolver, PlatformLine
+from postwire_whatsapp_dispatcher.pacing import Pacer, Rate
 
 from .whatsapp_support import (
     PLATFORM_PHONE,
@@ -234,3 +242,56 @@ async def test_sends_to_one_recipient_are_paced_through_the_delay_queue(
     assert claim["attempts"] >= 2
     assert [r.body["biz_opaque_callback_data"] for r in graph.requests] == [
         first.message_id, second.message_id]
+
+
+class GatedGraph:
+    """The real Graph client, held at the door until the test lets the call through."""
+
+    def __init__(self, inner: GraphClient) -> None:
+        self.inner = inner
+        self.entered = asyncio.Event()
+        self.gate = asyncio.Event()
+
+    async def send(self, request: GraphSend) -> SendResult:
+        self.entered.set()
+        await self.gate.wait()
+        return await self.inner.send(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_a_handler_cancelled_during_the_call_still_records_metas_answer(
+        tap: EventTap, graph: FakeGraph, amqp_url: str, mongodb_url: str, db_name: str,
+        db: AsyncDatabase[Document]) -> None:
+    """A closing channel cancels the handler; the call in flight goes on and its answer is kept, so
+    the redelivered command republishes SENT instead of giving the message up as outcome_unknown."""
+    settings = make_settings(amqp_url, mongodb_url, db_name, graph.url)
+    gated = GatedGraph(GraphClient(graph.url, settings.whatsapp_graph_version, timeout=5.0))
+    dispatcher = Dispatcher(
+        Claims(db[WHATSAPP_DISPATCHES], "worker-a", settings.dispatch_lease_seconds), tap.publisher,
+        Clients(live=gated, sandbox=gated),
+        LineResolver(db, settings.check(), PlatformLine(PLATFORM_PHONE, PLATFORM_TOKEN), ttl=0.0),
+        db[OPT_OUTS], Pacer(Rate(80, 80), Rate(1, 10), max_wait=1.0, max_waiting=10),
+        DispatchConfig(enabled=True, retry_delays=[0.2], pacing_delays=[0.5],
+                       recheck_seconds=settings.dispatch_lease_seconds, recipient_interval=0.1))
+    cmd = command()
+    handler = asyncio.create_task(dispatcher.dispatch(cmd))
+    try:
+        await asyncio.wait_for(gated.entered.wait(), 10)
+        handler.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await handler
+        gated.gate.set()
+        sent = await tap.wait_for(cmd.message_id, Status.SENT)
+        await finish_detached(5)
+        claim = await db[WHATSAPP_DISPATCHES].find_one({"_id": cmd.message_id})
+        assert claim is not None and claim["state"] == "sent"
+        assert claim["provider_message_id"] == sent.provider_message_id == graph.accepted[0].wamid
+        await dispatcher.dispatch(cmd)  # the redelivery
+        again = await tap.wait_for(cmd.message_id, Status.SENT, count=2)
+    finally:
+        gated.gate.set()
+        await gated.aclose()
+    assert again.event_id == sent.event_id and len(graph.requests) == 1
+    assert not tap.of(cmd.message_id, Status.FAILED)

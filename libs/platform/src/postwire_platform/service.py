@@ -39,6 +39,7 @@ from .errors import EXCEPTION_HANDLERS, ApiError
 from .mongo import Document, ensure_indexes, make_client, ping
 from .queues import ConsumeMetricsMiddleware, monitor_for
 from .settings import CommonSettings
+from .uncancellable import finish_detached
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,7 @@ def build_app(
             for hook in on_stop:
                 await _bounded(hook(runtime), grace, "stop hook")
             await _bounded(runtime.broker.stop(), grace, "RabbitMQ broker")
+            await _bounded(finish_detached(grace), grace + 1, "provider calls in flight")
             await _bounded(runtime.mongo.close(), 10, "MongoDB client")
 
     @get("/healthz", include_in_schema=False)

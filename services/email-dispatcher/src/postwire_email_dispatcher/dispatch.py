@@ -30,6 +30,7 @@ from postwire_contracts.messages import SendEmail, StatusEvent
 from postwire_contracts.status import Channel, Status
 from postwire_platform.clock import Clock, utcnow
 from postwire_platform.mongo import Document
+from postwire_platform.uncancellable import run_to_completion
 
 from .answers import DeliveryError, SmtpAnswer
 from .claims import FAILED, SENT, Claim, Claims
@@ -127,6 +128,14 @@ class Dispatcher:
                             mail_from=envelope_sender(cmd, key), recipients=recipients,
                             data=composed.data, pixel_url=composed.pixel_url,
                             before_data=lambda: self._claims.mark_data(cmd.message_id, self._clock()))
+        sent_fields = {"provider_message_id": composed.message_id_header,
+                       "dkim_domain": key.domain if key else None, "skipped": sorted(suppressed)}
+        # The SMTP transaction and the record of its answer: one step a closing channel cannot cut.
+        await run_to_completion(self._transmit(cmd, claim, transport, outgoing, sent_fields),
+                                name=f"SMTP transaction {cmd.message_id}")
+
+    async def _transmit(self, cmd: SendEmail, claim: Claim, transport: EmailTransport,
+                        outgoing: Outgoing, sent_fields: dict[str, Any]) -> None:
         try:
             accepted = await transport.deliver(outgoing)
         except DeliveryError as exc:
@@ -137,9 +146,7 @@ class Dispatcher:
             return
         await self._finish(cmd, SENT, transport.name, {
             "outcome": "delivered" if accepted.transport == "mx" else "sent",
-            "provider_message_id": composed.message_id_header, "host": accepted.host,
-            "dkim_domain": key.domain if key else None, "smtp": _smtp(accepted.answer),
-            "skipped": sorted(suppressed)})
+            "host": accepted.host, "smtp": _smtp(accepted.answer), **sent_fields})
 
     async def _outcome_unknown(self, cmd: SendEmail, transport: str, doc: Document) -> None:
         """The previous owner died after DATA began and before recording the answer: the message may

@@ -22,6 +22,7 @@ from postwire_contracts.status import Channel, Status
 from postwire_platform.clock import Clock, utcnow
 from postwire_platform.metrics import provider_call
 from postwire_platform.mongo import Document
+from postwire_platform.uncancellable import run_to_completion
 
 from .carrier import (
     Expired,
@@ -150,6 +151,13 @@ class Dispatcher:
                                       cmd.message_id),
             otp=cmd.flow == "OTP", expires_at=cmd.expires_at,
         )
+        # The submit and the record of its answer: one step a closing channel cannot cut in half
+        # (a handler cancelled after the carrier took the message would let a take-over resend it).
+        await run_to_completion(self._send(cmd, claim, plan, request, first),
+                                name=f"submit {cmd.message_id}")
+
+    async def _send(self, cmd: SendSms, claim: Claim, plan: list[tuple[str, SmsCarrier]],
+                    request: SubmitRequest, first: str) -> None:
         unavailable: list[str] = []
         for carrier_name, carrier in plan:
             try:

@@ -26,6 +26,7 @@ from postwire_contracts.status import Channel, Status
 from postwire_platform.clock import Clock, utcnow
 from postwire_platform.metrics import provider_call
 from postwire_platform.mongo import Document
+from postwire_platform.uncancellable import run_to_completion
 from postwire_whatsapp import cloud_api
 from postwire_whatsapp.cloud_api import GraphError, Handling
 from postwire_whatsapp.numbers import wa_id
@@ -144,7 +145,8 @@ class Dispatcher:
                 await asyncio.sleep(admission.wait)
             finally:
                 self._pacer.waiting(line.phone_number_id, -1)
-        await self._call(cmd, line, to)
+        # From the call mark to the recorded answer, one step that a closing channel cannot cut.
+        await run_to_completion(self._call(cmd, line, to), name=f"Graph call {cmd.message_id}")
 
     async def _line(self, cmd: SendWhatsApp) -> Line:
         if cmd.live:
