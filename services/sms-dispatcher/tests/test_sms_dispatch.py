@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import msgspec
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import AutoReconnect
 
 from postwire_contracts import topology
-from postwire_contracts.messages import SendSms
+from postwire_contracts.messages import SendSms, StatusEvent
 from postwire_contracts.status import Status
-from postwire_platform.broker import EXCHANGE, dead_queue
+from postwire_platform.broker import EXCHANGE, Publisher, dead_queue
 from postwire_platform.clock import utcnow
 from postwire_platform.mongo import DISPATCHES, OPT_OUTS, Document
 from postwire_sms_dispatcher import app as sms_app
+from postwire_sms_dispatcher.carrier import HttpCarrier
+from postwire_sms_dispatcher.claims import Claims
+from postwire_sms_dispatcher.dispatch import Carriers, DispatchConfig, Dispatcher
+from postwire_sms_dispatcher.routes import HttpRoute, RoutingTable
 from postwire_testing.fake_carrier import FakeCarrier
 from postwire_testing.taps import EventTap
 
@@ -229,3 +235,52 @@ async def test_a_send_to_an_opted_out_number_fails_without_reaching_a_carrier(
             assert failed.error_code == "opted_out"
         await tap.wait_for(other_tenant.message_id, Status.SENT)
         assert [s.reference for s in fake.submissions] == [other_tenant.message_id]
+
+
+class HeldProcessing:
+    """The real publisher, except that PROCESSING events wait until the test lets them go."""
+
+    def __init__(self, inner: Publisher) -> None:
+        self.inner = inner
+        self.gate = asyncio.Event()
+
+    async def publish(self, message: msgspec.Struct, routing_key: str, *,
+                      message_id: str | None = None, headers: dict[str, Any] | None = None) -> None:
+        if isinstance(message, StatusEvent) and message.status is Status.PROCESSING:
+            await self.gate.wait()
+        await self.inner.publish(message, routing_key, message_id=message_id, headers=headers)
+
+    async def delay(self, message: msgspec.Struct, target_queue: str, seconds: float, *,
+                    message_id: str | None = None) -> None:
+        await self.inner.delay(message, target_queue, seconds, message_id=message_id)
+
+
+async def test_the_carrier_gets_the_message_before_processing_is_confirmed_and_events_stay_in_order(
+        tap: EventTap, db: AsyncDatabase[Document]) -> None:
+    """PROCESSING is published alongside the submit, not before it; SENT still follows it."""
+    sink = HeldProcessing(tap.publisher)
+    async with FakeCarrier(dlr_stat=None) as fake:
+        carrier = HttpCarrier(fake.url, "tok")
+        table = RoutingTable(routes={"http": HttpRoute(url=fake.url)}, default=["http"])
+        dispatcher = Dispatcher(
+            Claims(db[DISPATCHES], "worker-a", 30.0), sink,
+            Carriers(sandbox=carrier, routes={"http": carrier}, table=table),
+            DispatchConfig(dlr_callback_url="http://127.0.0.1:9/dlr", dlr_token="t",
+                           retry_delays=[0.2], recheck_seconds=1.0),
+            opt_outs=sms_app.MongoOptOuts(db[OPT_OUTS]))
+        cmd = command()
+        handler = asyncio.create_task(dispatcher.dispatch(cmd))
+        try:
+            async with asyncio.timeout(10):
+                while fake.count_for(cmd.message_id) == 0:
+                    await asyncio.sleep(0.01)
+            await asyncio.sleep(0.2)
+            assert not tap.of(cmd.message_id) and not handler.done()  # SENT waits for PROCESSING
+            sink.gate.set()
+            await asyncio.wait_for(handler, 10)
+        finally:
+            sink.gate.set()
+            await carrier.aclose()
+        await tap.wait_for(cmd.message_id, Status.SENT)
+    assert [e.status for e in tap.of(cmd.message_id)] == [Status.PROCESSING, Status.SENT]
+    assert fake.count_for(cmd.message_id) == 1

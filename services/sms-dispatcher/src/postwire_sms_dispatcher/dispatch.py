@@ -8,7 +8,9 @@ events (same ``event_id``) without calling the carrier again.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -116,30 +118,48 @@ class Dispatcher:
         self._config = config
         self._clock = clock
         self._opt_outs = opt_outs or NoOptOuts()
+        self._announcing: dict[str, asyncio.Future[None]] = {}
+        """message id → its PROCESSING publish while in flight (later events wait for it)."""
 
     async def dispatch(self, cmd: SendSms) -> None:
-        """Handle one delivery of ``cmd``; returning normally means it may be acked."""
-        claim = await self._claims.acquire(cmd.message_id, self._clock())
-        if claim.kind == "finished":
-            log.info("already dispatched; republishing its outcome",
-                     extra={"message_id": cmd.message_id, "state": claim.doc["state"]})
-            await self._publish_outcome(cmd, claim.doc)
-            return
-        if claim.kind == "held":
-            log.info("claim held by a live lease; re-checking later",
-                     extra={"message_id": cmd.message_id, "owner": claim.doc.get("owner")})
-            await self._sink.delay(cmd, send_queue(cmd), self._config.recheck_seconds)
-            return
-        await self._publish(processing_event(cmd, claim.doc))
-        await self._submit(cmd, claim)
+        """Handle one delivery of ``cmd``; returning normally means it may be acked.
 
-    async def _submit(self, cmd: SendSms, claim: Claim) -> None:
+        Two round trips are kept off the way to the carrier: the opt-out lookup runs alongside the
+        claim, and PROCESSING is published alongside the submit (every later event of the message
+        waits for its confirm, so a customer still hears of them in order).
+        """
+        opt_out = asyncio.ensure_future(self._opt_outs.opted_out(cmd.tenant_id, cmd.to))
+        try:
+            claim = await self._claims.acquire(cmd.message_id, self._clock())
+            if claim.kind == "finished":
+                log.info("already dispatched; republishing its outcome",
+                         extra={"message_id": cmd.message_id, "state": claim.doc["state"]})
+                await self._publish_outcome(cmd, claim.doc)
+                return
+            if claim.kind == "held":
+                log.info("claim held by a live lease; re-checking later",
+                         extra={"message_id": cmd.message_id, "owner": claim.doc.get("owner")})
+                await self._sink.delay(cmd, send_queue(cmd), self._config.recheck_seconds)
+                return
+            processing = asyncio.ensure_future(self._publish(processing_event(cmd, claim.doc)))
+            self._announcing[cmd.message_id] = processing
+            try:
+                await self._submit(cmd, claim, opt_out)
+                await processing
+            finally:
+                if self._announcing.get(cmd.message_id) is processing:
+                    del self._announcing[cmd.message_id]
+                await _settle(processing)
+        finally:
+            await _settle(opt_out)
+
+    async def _submit(self, cmd: SendSms, claim: Claim, opt_out: Awaitable[bool]) -> None:
         plan = self._carriers.plan(cmd)
         first = plan[0][0] if plan else ("sandbox" if not cmd.live else "none")
         if cmd.expires_at is not None and self._clock() >= cmd.expires_at:
             await self._fail(cmd, first, "expired", "the message expired before it was sent")
             return
-        if await self._opt_outs.opted_out(cmd.tenant_id, cmd.to):
+        if await opt_out:
             await self._fail(cmd, first, "opted_out", "the recipient opted out of this sender")
             return
         if not plan:
@@ -235,7 +255,18 @@ class Dispatcher:
         await self._publish(outcome_event(cmd, doc))
 
     async def _publish(self, event: StatusEvent) -> None:
+        announcing = self._announcing.get(event.message_id or "")
+        if announcing is not None and event.status is not Status.PROCESSING:
+            await asyncio.shield(announcing)  # PROCESSING is confirmed before any later event
         await self._sink.publish(event, topology.status_key(Channel.SMS), message_id=event.event_id)
+
+
+async def _settle(task: asyncio.Future[Any]) -> None:
+    """Wait for a side task whose outcome was (or need not be) used, without raising its error."""
+    if not task.done():
+        await asyncio.wait({task})  # neither raises its error nor cancels it if we are cancelled
+    if not task.cancelled():
+        task.exception()  # retrieved: no "never retrieved" warning
 
 
 def processing_event(cmd: SendSms, doc: Document) -> StatusEvent:
