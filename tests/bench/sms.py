@@ -165,6 +165,16 @@ class Bench:
         finally:
             await client.close()
 
+    async def claimed_at(self, message_id: str) -> float | None:
+        """When sms-dispatcher claimed the message (its ``dispatches`` claim's ``created_at``)."""
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(self.mongodb_url, tz_aware=True)
+        try:
+            doc = await client["postwire"]["dispatches"].find_one({"_id": message_id},
+                                                                  projection=["created_at"])
+        finally:
+            await client.close()
+        return doc["created_at"].timestamp() if doc and doc.get("created_at") else None
+
     async def timelines(self, ids: list[str]) -> dict[str, dict[str, float]]:
         """Per message: status → when reporting recorded it (``recorded_at``), read from MongoDB."""
         client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(self.mongodb_url, tz_aware=True)
@@ -327,7 +337,16 @@ async def burst(bench: Bench, count: int, in_flight: int, drain_timeout: float) 
                       "accept_to_submit_ms": None if sub is None or accepted is None
                       else round((sub - accepted) * 1000, 2),
                       "request_to_submit_ms": None if sub is None else round((sub - otp[2]) * 1000, 2),
+                      **_split(accepted, await bench.claimed_at(mid), sub),
                       "standard_submitted_before_it": sum(1 for t in reached if sub and t < sub)}
     else:
         out["otp"] = {"error": otp[4] if otp else "not sent"}
     return out
+
+
+def _split(accepted: float | None, claimed: float | None, submitted: float | None) -> dict[str, Any]:
+    """Where the OTP's accept → carrier time went: until the dispatcher claimed it, then after."""
+    if accepted is None or claimed is None or submitted is None:
+        return {}
+    return {"accept_to_claim_ms": round((claimed - accepted) * 1000, 2),
+            "claim_to_submit_ms": round((submitted - claimed) * 1000, 2)}
