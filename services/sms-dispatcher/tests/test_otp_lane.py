@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from pymongo.asynchronous.database import AsyncDatabase
-
 from postwire_contracts import topology
 from postwire_contracts.status import Status
 from postwire_platform.broker import declare_topology
-from postwire_platform.clock import utcnow
-from postwire_platform.ids import new_id
-from postwire_platform.mongo import DISPATCHES, Document
-from postwire_sms_dispatcher.claims import Claims
 from postwire_sms_dispatcher.routes import RoutingTable, SmppRoute
 from postwire_testing.smsc import SmscSimulator
 from postwire_testing.taps import EventTap
@@ -48,18 +42,3 @@ async def test_an_otp_behind_a_backlog_of_bulk_messages_reaches_the_smsc_first(
     # (only what was already claimed when the dispatcher started can be ahead of it).
     assert standard_before < 150, standard_before
     assert submitted.esm_class == 0 and smsc.submits[0].reference is not None
-
-
-async def test_an_otps_claim_does_not_wait_for_a_bulk_batch_on_its_way_to_the_database(
-        db: AsyncDatabase[Document]) -> None:
-    """Claims are group-committed; an OTP's goes in a lane of its own, so it is written while a
-    bulk batch is still in flight instead of riding in the batch after it."""
-    claims = Claims(db[DISPATCHES], "worker-a", 30.0, max_batch=500)
-    now = utcnow()
-    bulk = [asyncio.create_task(claims.acquire(new_id(), now)) for _ in range(1000)]
-    await asyncio.sleep(0)  # the first bulk batch leaves; the rest wait for it
-    otp = await claims.acquire(new_id(), now, urgent=True)
-    still_waiting = sum(not task.done() for task in bulk)
-    results = await asyncio.gather(*bulk)
-    assert otp.kind == "owned" and all(r.kind == "owned" for r in results)
-    assert still_waiting >= 500

@@ -112,8 +112,6 @@ class Acceptor:
         self._runtime = runtime
         self._marker = marker
         self._inserter = GroupInserter(runtime)
-        self._urgent = GroupInserter(runtime)
-        """OTPs' lane: their inserts never wait for a bulk group already on its way."""
 
     def require_broker(self) -> None:
         """503 before anything is written when RabbitMQ is known to be down."""
@@ -129,8 +127,7 @@ class Acceptor:
     async def accept_many(self, batch: Sequence[Prepared]) -> list[ApiError | None]:
         """Store and publish ``batch``; per message None when accepted or the 503 that refused it."""
         self.require_broker()
-        urgent = all(p.doc.get("flow") == "OTP" for p in batch)
-        stored = await (self._urgent if urgent else self._inserter).insert([p.doc for p in batch])
+        stored = await self._inserter.insert([p.doc for p in batch])
         results: list[ApiError | None] = [None] * len(batch)
         to_publish: list[int] = []
         for i, error in enumerate(stored):

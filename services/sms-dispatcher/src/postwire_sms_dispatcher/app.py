@@ -51,18 +51,15 @@ def instance_id() -> str:
 class MongoOptOuts:
     """``OptOutCheck`` on the shared ``opt_outs`` collection (unique tenant/channel/address).
 
-    The checks of the deliveries in flight are answered by one ``find`` (group commit); OTPs are
-    batched among themselves, so they never wait for a bulk lookup already under way."""
+    The checks of the deliveries in flight are answered by one ``find`` (group commit)."""
 
     def __init__(self, collection: AsyncCollection[Document]) -> None:
         self._collection = collection
         self._lookups: Coalescer[tuple[str, str], bool] = Coalescer(self._find_many,
                                                                    name="opt-out-lookups")
-        self._urgent: Coalescer[tuple[str, str], bool] = Coalescer(self._find_many,
-                                                                  name="opt-out-lookups-otp")
 
-    async def opted_out(self, tenant_id: str, address: str, *, urgent: bool = False) -> bool:
-        return await (self._urgent if urgent else self._lookups).submit((tenant_id, address))
+    async def opted_out(self, tenant_id: str, address: str) -> bool:
+        return await self._lookups.submit((tenant_id, address))
 
     async def _find_many(self, pairs: list[tuple[str, str]]) -> list[bool]:
         tenants = sorted({t for t, _ in pairs})

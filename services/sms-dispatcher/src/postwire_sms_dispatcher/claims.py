@@ -54,21 +54,16 @@ class Claims:
         self._lease = timedelta(seconds=lease)
         self._inserts: Coalescer[Document, bool] = Coalescer(
             self._insert_many, max_batch=max_batch, name="claims-insert")
-        self._urgent_inserts: Coalescer[Document, bool] = Coalescer(
-            self._insert_many, max_batch=max_batch, name="claims-insert-otp")
-        """The OTP lane's claims: never wait for a bulk batch already on its way to the database."""
         self._finishes: Coalescer[tuple[str, datetime, str, dict[str, Any]], Document] = Coalescer(
             self._finish_many, max_batch=max_batch, name="claims-finish")
 
-    async def acquire(self, message_id: str, now: datetime, *, urgent: bool = False) -> Claim:
-        """Insert a fresh claim, or take over one whose lease expired, or report what holds it.
-
-        ``urgent`` (an OTP): the claim is batched with other urgent ones only."""
+    async def acquire(self, message_id: str, now: datetime) -> Claim:
+        """Insert a fresh claim, or take over one whose lease expired, or report what holds it."""
         doc: Document = {
             "_id": message_id, "state": PROCESSING, "owner": self._owner,
             "lease_until": now + self._lease, "attempts": 1, "created_at": now, "updated_at": now,
         }
-        if await (self._urgent_inserts if urgent else self._inserts).submit(doc):
+        if await self._inserts.submit(doc):
             return Claim("owned", doc)
         existing = await self._coll.find_one({"_id": message_id})
         if existing is None:  # vanished between insert and read: look again later

@@ -63,15 +63,15 @@ class EventSink(Protocol):
 class OptOutCheck(Protocol):
     """Whether a tenant's recipient opted out (the shared ``opt_outs`` collection)."""
 
-    async def opted_out(self, tenant_id: str, address: str, *, urgent: bool = False) -> bool:
-        """True when ``address`` opted out of ``tenant_id``'s SMS (``urgent``: for an OTP)."""
+    async def opted_out(self, tenant_id: str, address: str) -> bool:
+        """True when ``address`` opted out of ``tenant_id``'s SMS."""
         ...
 
 
 class NoOptOuts:
     """An ``OptOutCheck`` for tests that have no opt-outs."""
 
-    async def opted_out(self, tenant_id: str, address: str, *, urgent: bool = False) -> bool:
+    async def opted_out(self, tenant_id: str, address: str) -> bool:
         return False
 
 
@@ -128,11 +128,9 @@ class Dispatcher:
         claim, and PROCESSING is published alongside the submit (every later event of the message
         waits for its confirm, so a customer still hears of them in order).
         """
-        urgent = cmd.flow == "OTP"
-        opt_out = asyncio.ensure_future(self._opt_outs.opted_out(cmd.tenant_id, cmd.to,
-                                                                 urgent=urgent))
+        opt_out = asyncio.ensure_future(self._opt_outs.opted_out(cmd.tenant_id, cmd.to))
         try:
-            claim = await self._claims.acquire(cmd.message_id, self._clock(), urgent=urgent)
+            claim = await self._claims.acquire(cmd.message_id, self._clock())
             if claim.kind == "finished":
                 log.info("already dispatched; republishing its outcome",
                          extra={"message_id": cmd.message_id, "state": claim.doc["state"]})
