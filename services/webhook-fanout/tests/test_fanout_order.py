@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import pytest
 from prometheus_client import REGISTRY
 from pymongo.asynchronous.database import AsyncDatabase
 
 from postwire_contracts.status import Status
-from postwire_platform.mongo import Document
+from postwire_platform.mongo import WEBHOOK_ATTEMPTS, Document
 from postwire_testing.receiver import WebhookReceiver
+from postwire_webhook_fanout.attempts import AttemptLog
 
 from .fanout_support import attempts, count, endpoint, note, publish, running_fanout
 
@@ -84,4 +86,38 @@ async def test_a_receipt_right_behind_its_sent_waits_in_memory_not_in_the_defer_
     for message_id in messages:
         types = [r.json()["type"] for r in seen if r.json()["data"]["messageId"] == message_id]
         assert types == ["sms_sent", "sms_delivered"], (message_id, types)
+    assert _set_aside_for_order() == before
+
+
+async def test_a_receipt_follows_its_sent_once_the_sent_was_attempted_before_its_record_is_written(
+        amqp_url: str, mongodb_url: str, db_name: str, db: AsyncDatabase[Document],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    writes_open = asyncio.Event()
+    insert = AttemptLog._insert
+
+    async def held_insert(self: AttemptLog, docs: list[Document]) -> None:
+        await writes_open.wait()
+        await insert(self, docs)
+
+    monkeypatch.setattr(AttemptLog, "_insert", held_insert)
+    async with WebhookReceiver() as hooks:
+        await endpoint(db, "ten_a", hooks.url)
+        before = _set_aside_for_order()
+        # no attempt record is written until the end; a defer round would outlast the test's wait
+        async with running_fanout(amqp_url, mongodb_url, db_name, webhook_order_wait=60.0,
+                                  webhook_defer_seconds=60.0,
+                                  webhook_order_inline_wait=30.0) as publisher:
+            messages = [f"msg{uuid.uuid4().hex[:20]}" for _ in range(3)]
+            for message_id in messages:
+                await publish(publisher, note("ten_a", Status.SENT, message_id=message_id))
+                await publish(publisher, note("ten_a", Status.DELIVERED, message_id=message_id))
+            seen = await hooks.wait_for(count(6), timeout=20)
+            assert await db[WEBHOOK_ATTEMPTS].count_documents({"tenant_id": "ten_a"}) == 0
+            writes_open.set()
+            records = await attempts(db, {"tenant_id": "ten_a"}, 6)
+    for message_id in messages:
+        types = [r.json()["type"] for r in seen if r.json()["data"]["messageId"] == message_id]
+        assert types == ["sms_sent", "sms_delivered"], (message_id, types)
+    assert sorted((r["message_id"], r["event_type"], r["outcome"]) for r in records) == sorted(
+        (m, t, "delivered") for m in messages for t in ("sms_sent", "sms_delivered"))
     assert _set_aside_for_order() == before

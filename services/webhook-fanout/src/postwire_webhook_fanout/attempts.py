@@ -4,7 +4,10 @@ A record holds the attempt (time, status code, latency, error, outcome) and the 
 exact body), so a replay needs nothing else. Records expire (``expires_at``, a TTL index) after the
 retention. Writes are grouped: concurrent attempts share one ``insert_many`` (MongoDB here takes
 thousands of documents per second in batches but only hundreds one by one), and each attempt's handler
-still waits until its own record is written before acknowledging its job.
+still waits until its own record is written before acknowledging its job. What the order rule asks
+(has this message's earlier event had an attempt to this endpoint?) is answered from memory as soon as
+the attempt is made, without waiting for its record: a receipt's webhook then follows its "sent" by
+the time of one HTTP request, not by a flush window and an insert.
 """
 
 from __future__ import annotations
@@ -75,13 +78,18 @@ class AttemptLog:
         self._pending: list[tuple[Document, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._remember = remember
-        self._written: OrderedDict[tuple[str, str, str], set[str]] = OrderedDict()
-        """(tenant, message, endpoint) → event types this process recorded an attempt for."""
+        self._attempted: OrderedDict[tuple[str, str, str], set[str]] = OrderedDict()
+        """(tenant, message, endpoint) → event types this process made an attempt for."""
         self._waiters: dict[tuple[str, str, str], list[tuple[frozenset[str], asyncio.Future[None]]]] = {}
-        """Jobs waiting here for earlier event types of their message to be recorded."""
+        """Jobs waiting here for earlier event types of their message to have had an attempt."""
 
     async def write(self, doc: Document) -> None:
-        """Store ``doc`` (batched with concurrent writes); raises what MongoDB raised."""
+        """Store ``doc`` (batched with concurrent writes); raises what MongoDB raised.
+
+        The attempt it records has been made: jobs waiting for it are woken now, before the write (a
+        record that then fails to be written does not undo the attempt, which the order rule is about).
+        """
+        self._note(doc)
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((doc, future))
         if self._flusher is None or self._flusher.done():
@@ -93,41 +101,43 @@ class AttemptLog:
             await asyncio.sleep(self._window)
             batch, self._pending = self._pending[:self._max_batch], self._pending[self._max_batch:]
             try:
-                await self._collection.insert_many([doc for doc, _ in batch], ordered=False)
+                await self._insert([doc for doc, _ in batch])
             except Exception as exc:  # every waiting writer hears about it
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
             else:
-                for doc, future in batch:
-                    self._note(doc)
+                for _, future in batch:
                     if not future.done():
                         future.set_result(None)
+
+    async def _insert(self, docs: list[Document]) -> None:
+        await self._collection.insert_many(docs, ordered=False)
 
     def _note(self, doc: Document) -> None:
         if not doc.get("message_id") or not doc.get("event_type"):
             return
         key = (str(doc.get("tenant_id")), str(doc["message_id"]), str(doc.get("endpoint_id")))
-        written = self._written.setdefault(key, set())
-        written.add(str(doc["event_type"]))
-        self._written.move_to_end(key)
+        attempted = self._attempted.setdefault(key, set())
+        attempted.add(str(doc["event_type"]))
+        self._attempted.move_to_end(key)
         waiting = self._waiters.get(key)
         if waiting:
             for types, future in waiting:
-                if types <= written and not future.done():
+                if types <= attempted and not future.done():
                     future.set_result(None)
-        while len(self._written) > self._remember:
-            self._written.popitem(last=False)
+        while len(self._attempted) > self._remember:
+            self._attempted.popitem(last=False)
 
-    async def wait_recorded(self, event: WebhookEvent, endpoint_id: str, types: Sequence[str],
-                            timeout: float) -> bool:
-        """Whether attempts of all ``types`` for the event's message and ``endpoint_id`` are recorded
-        by this process within ``timeout`` seconds (at once when they already are). A job whose
+    async def wait_attempted(self, event: WebhookEvent, endpoint_id: str, types: Sequence[str],
+                             timeout: float) -> bool:
+        """Whether attempts of all ``types`` for the event's message and ``endpoint_id`` are made by
+        this process within ``timeout`` seconds (at once when they already were). A job whose
         earlier event is being attempted here right now waits for it in memory, instead of a round
         through the defer queue."""
         key = (str(event.tenant_id), str(event.message_id), endpoint_id)
         wanted = frozenset(types)
-        if wanted <= self._written.get(key, set()):
+        if wanted <= self._attempted.get(key, set()):
             return True
         if timeout <= 0:
             return False
@@ -155,15 +165,15 @@ class AttemptLog:
                               types: Sequence[str]) -> set[str]:
         """Which of ``types`` already had an attempt to ``endpoint_id`` for the event's message.
 
-        Not asked at all when this process recorded them itself (the usual case: the earlier event's
+        Not asked at all when this process made them itself (the usual case: the earlier event's
         attempt ran here moments before). Else asked of the ``(tenant_id, message_id)`` index alone (a
         message has a handful of records) and filtered here: SecantusDB plans a query with more
         fields than an index as a collection scan, which made this per-delivery question cost
         ~100 ms per 5,000 records (docs/performance.md).
         """
         wanted = set(types)
-        known = self._written.get((str(event.tenant_id), str(event.message_id), endpoint_id), set())
-        if wanted <= known:  # this process recorded them: no need to ask the database
+        known = self._attempted.get((str(event.tenant_id), str(event.message_id), endpoint_id), set())
+        if wanted <= known:  # this process made them: no need to ask the database
             return wanted
         cursor = self._collection.find(
             {"tenant_id": event.tenant_id, "message_id": event.message_id},

@@ -190,7 +190,7 @@ class Deliverer:
             return False
         # usually the earlier event is being attempted here at this moment: wait for it in memory
         inline = min(self._settings.webhook_order_inline_wait, (until - now).total_seconds())
-        if await self._attempts.wait_recorded(event, endpoint.id, earlier, inline):
+        if await self._attempts.wait_attempted(event, endpoint.id, earlier, inline):
             return False
         if set(earlier) <= await self._attempts.attempted_types(event, endpoint.id, earlier):
             return False
