@@ -2,8 +2,9 @@
 
 Three subscribers:
 - ``webhook-fanout.notify``: each notification (any kind with a payload builder, see ``events``)
-  becomes one delivery job per interested endpoint; no HTTP happens here, so a slow endpoint never
-  holds up the fan-out.
+  becomes one first attempt per interested endpoint: made right here for an endpoint that answers
+  quickly (at most ``WEBHOOK_INLINE_ATTEMPTS`` at once), a delivery job for every other, so a slow
+  endpoint never holds up the fan-out for long.
 - ``webhook-fanout.deliver``: jobs (first attempts, retries back from the delay queues, jobs set aside)
   make at most one attempt each; consumer slots are shared by all endpoints and guarded per endpoint
   (``gate``).

@@ -9,10 +9,20 @@ limit, or an earlier event of the message not attempted yet) go through the shor
 not attempts. A job whose earlier event is being attempted in this process at that moment (the usual
 case: a receipt right behind its "sent") first waits for it in memory, up to
 ``WEBHOOK_ORDER_INLINE_WAIT``, instead of a round through the defer queue.
+
+A first attempt to a quick endpoint (its last attempt answered, without failure, faster than
+``WEBHOOK_BUSY_WAIT``, and a slot free) is made straight from the notification, not through a job
+published to ``webhook-fanout.deliver`` and consumed again: that round trip cost about a third of the
+service's CPU per webhook. At most ``WEBHOOK_INLINE_ATTEMPTS`` are made that way at once, so an
+endpoint that turns slow can hold only that many notification slots, for at most one timeout; every
+other first attempt, and every retry, goes through the job queue as before. The notification is
+acknowledged after its inline attempts are made and recorded; if it is handed back, they are made
+again (same ``webhook-id``), as a job's would be.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
@@ -44,6 +54,9 @@ log = logging.getLogger(__name__)
 ATTEMPTS = metrics.WEBHOOK_ATTEMPTS
 LATENCY = metrics.WEBHOOK_LATENCY
 SET_ASIDE = Counter("postwire_webhook_set_aside", "Jobs put back without an attempt", ["reason"])
+FIRST_ATTEMPTS = Counter("postwire_webhook_first_attempts",
+                         "First attempts by how they were started: from the notification or a job",
+                         ["path"])
 
 
 @dataclass(frozen=True)
@@ -80,15 +93,39 @@ class Deliverer:
         self._delays = list(settings.webhook_retry_delays)
         self._declared = settings.declared_delays()
         self._retention = timedelta(days=settings.webhook_attempt_retention_days)
+        self._inline = 0
+        """First attempts being made from notifications right now."""
 
     # fan-out ---------------------------------------------------------------------------------------
     async def fan_out(self, event: WebhookEvent) -> int:
-        """Queue a first attempt for every enabled endpoint of the tenant that wants ``event``."""
+        """Make or queue a first attempt for every enabled endpoint of the tenant that wants
+        ``event``: quick endpoints are attempted here and now, the others get a job."""
         endpoints = await self._endpoints.for_tenant(event.tenant_id)
         targets = [e for e in endpoints if e.wants(event.event_type, live=event.live)]
-        for endpoint in targets:
-            await self.enqueue(DeliveryJob(event=event, endpoint_id=endpoint.id))
+        inline = [e for e in targets if self._take_inline_slot(e)]
+        now = {e.id for e in inline}
+        try:
+            for endpoint in targets:
+                if endpoint.id not in now:
+                    FIRST_ATTEMPTS.labels("job").inc()
+                    await self.enqueue(DeliveryJob(event=event, endpoint_id=endpoint.id))
+            outcomes = await asyncio.gather(
+                *(self.handle(DeliveryJob(event=event, endpoint_id=e.id), inline=True)
+                  for e in inline), return_exceptions=True)
+        finally:
+            self._inline -= len(inline)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
         return len(targets)
+
+    def _take_inline_slot(self, endpoint: Endpoint) -> bool:
+        if (self._inline >= self._settings.webhook_inline_attempts
+                or endpoint.secret_error is not None
+                or not self._gate.is_quick(endpoint.id, self._settings.webhook_busy_wait)):
+            return False
+        self._inline += 1
+        return True
 
     async def enqueue(self, job: DeliveryJob) -> None:
         """Publish ``job`` to ``webhook-fanout.deliver`` now."""
@@ -96,8 +133,10 @@ class Deliverer:
                                       message_id=self._message_id(job))
 
     # one job ---------------------------------------------------------------------------------------
-    async def handle(self, job: DeliveryJob) -> None:
-        """Run ``job``: make its attempt (or set it aside) and record and follow up the outcome."""
+    async def handle(self, job: DeliveryJob, *, inline: bool = False) -> None:
+        """Run ``job``: make its attempt (or set it aside) and record and follow up the outcome.
+        ``inline``: a first attempt made from the notification; if the endpoint's slots are taken
+        by then, the job is queued instead of waiting."""
         event = job.event
         endpoint = await self._endpoints.find(event.tenant_id, job.endpoint_id)
         if endpoint is None:
@@ -110,7 +149,13 @@ class Deliverer:
                                   self._clock())
             return
         admission = await self._gate.acquire(endpoint.id, force=self._is_last(job),
-                                             wait=self._settings.webhook_busy_wait)
+                                             wait=0.0 if inline else self._settings.webhook_busy_wait)
+        if admission == "busy" and inline:
+            FIRST_ATTEMPTS.labels("job").inc()
+            await self.enqueue(job)
+            return
+        if inline:
+            FIRST_ATTEMPTS.labels("inline").inc()
         if admission == "busy":
             SET_ASIDE.labels("endpoint_busy").inc()
             await self._set_aside(job, job.order_until)

@@ -127,6 +127,14 @@ class EndpointGate:
                 waiter.set_result(None)  # a slot is free: the longest waiter tries again
                 break
 
+    def is_quick(self, endpoint_id: str, within: float) -> bool:
+        """Whether ``endpoint_id`` has a free slot, a closed breaker, and answered its last attempt,
+        without failure, in less than ``within`` seconds (an endpoint not attempted yet is not)."""
+        state = self._states.get(endpoint_id)
+        return (state is not None and state.in_flight < self._limit and not state.failures
+                and state.open_until is None and state.last_latency is not None
+                and state.last_latency < within)
+
     def is_open(self, endpoint_id: str) -> bool:
         state = self._states.get(endpoint_id)
         return state is not None and state.open_until is not None

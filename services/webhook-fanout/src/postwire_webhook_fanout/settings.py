@@ -34,6 +34,10 @@ class Settings(CommonSettings, frozen=True, kw_only=True):
     webhook_busy_wait: float = 0.5
     """How long a job waits in memory for a slot of an endpoint at its concurrency limit before it is
     set aside (at most WEBHOOK_ENDPOINT_CONCURRENCY jobs wait per endpoint); 0 turns it off."""
+    webhook_inline_attempts: int = 50
+    """First attempts made straight from the notification consumer at once, for endpoints that are
+    quick (their last attempt answered without failure faster than WEBHOOK_BUSY_WAIT) and have a free
+    slot; every other first attempt goes through the job queue. 0 sends every one through the queue."""
     webhook_defer_seconds: float = 2.0
     """Delay before a job set aside (endpoint at its limit, earlier event not attempted yet) returns."""
     webhook_order_wait: float = 20.0
@@ -67,6 +71,7 @@ def validate(settings: Settings) -> None:
         ("WEBHOOK_BREAKER_COOLDOWN", settings.webhook_breaker_cooldown > 0, "must be > 0"),
         ("WEBHOOK_DEFER_SECONDS", settings.webhook_defer_seconds > 0, "must be > 0"),
         ("WEBHOOK_BUSY_WAIT", settings.webhook_busy_wait >= 0, "must be >= 0"),
+        ("WEBHOOK_INLINE_ATTEMPTS", settings.webhook_inline_attempts >= 0, "must be >= 0"),
         ("WEBHOOK_ORDER_WAIT", settings.webhook_order_wait >= 0, "must be >= 0"),
         ("WEBHOOK_ORDER_INLINE_WAIT", settings.webhook_order_inline_wait >= 0, "must be >= 0"),
         ("WEBHOOK_ATTEMPT_RETENTION_DAYS", settings.webhook_attempt_retention_days > 0,
