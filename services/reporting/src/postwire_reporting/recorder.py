@@ -1,18 +1,18 @@
 """Writes a batch of events: the messages' timelines and statuses, the notifications, then the ledger.
 
 Per batch: resolve provider ids to message ids (one ``find``), look the batch up in the ``events``
-ledger (one ``find``: an event already there was fully handled before and is dropped), apply the new
-events, and parked ones whose provider id a message has just learned, to their messages (one unordered
-``bulk_write``), read those messages back (one ``find``), add what they changed to the stats rollups (one
-``bulk_write``, see ``rollups.py``), publish one ``StatusChanged`` per applied event, and only then write
-the ledger (one unordered ``insert_many``; a duplicate key there is another
-replica that won the race). The ledger entry is the commit record: every message write is idempotent
-(the timeline push skips an event id it already holds, statuses only move forwards), so a batch that
-fails anywhere is redelivered and redone, and nothing is lost or applied twice. A crash between the
-notifications and the ledger can at worst repeat a notification, with the same ``event_id``. The stats
-rollups never count twice; a batch that fails after its message writes and before its rollup write is
-redone without counting what those writes changed (they are already applied), so counts can fall short
-by such a batch.
+ledger (one ``find``: an event already there was fully handled before and is dropped) and, in the same
+round trip, look for parked events whose provider id a message of the batch carries; apply the new
+events, and those parked ones, to their messages (one ``find`` and one unordered ``bulk_write``), add
+what they changed to the stats rollups (one ``bulk_write``, see ``rollups.py``) while publishing one
+``StatusChanged`` per applied event, and only then write the ledger (one unordered ``insert_many``; a
+duplicate key there is another replica that won the race). The ledger entry is the commit record: every
+message write is idempotent (the timeline push skips an event id it already holds, statuses only move
+forwards), so a batch that fails anywhere is redelivered and redone, and nothing is lost or applied
+twice. A crash between the notifications and the ledger, or a rollup write that fails beside them, can
+at worst repeat a notification, with the same ``event_id``. The stats rollups never count twice; a batch
+that fails after its message writes and before its rollup write is redone without counting what those
+writes changed (they are already applied), so counts can fall short by such a batch.
 """
 
 from __future__ import annotations
@@ -93,11 +93,15 @@ class Recorder:
         statuses = [e for e in unique.values() if isinstance(e, StatusEvent)]
         inbound = [e for e in unique.values() if isinstance(e, InboundEvent)]
         resolved = await self._resolve(statuses)
-        known = await self._known(list(unique))
+        # The ledger lookup and the parked-event lookup go out together (one round trip less).
+        known, late = await asyncio.gather(
+            self._known(list(unique)),
+            self._parked_to_apply([(e, mid) for e in statuses
+                                   if (mid := resolved[e.event_id]) is not None],
+                                  exclude=set(unique)))
         # New events, and parked ones (a redelivered receipt) whose message is now known.
         applied = [(e, mid) for e in statuses if (mid := resolved[e.event_id]) is not None
                    and (e.event_id not in known or known[e.event_id].get("message_id") is None)]
-        late = await self._parked_to_apply(applied, exclude=set(unique))
         await self._apply(applied + late)
         new = [e for e in statuses if e.event_id not in known]
         await self._insert([status_event_doc(e, resolved[e.event_id], now) for e in new]
@@ -136,7 +140,9 @@ class Recorder:
         return {doc["_id"]: doc async for doc in cursor}
 
     async def _parked_to_apply(self, applied: list[Applied], *, exclude: set[str]) -> list[Applied]:
-        """Parked events whose provider id is carried by a message of this batch, with its id."""
+        """Parked events whose provider id is carried by a message of this batch, with its id (asked
+        for every resolved event of the batch, duplicates included: a parked event of their message
+        is due as much)."""
         by_pid = {_key(e): mid for e, mid in applied if e.provider_message_id}
         if not by_pid:
             return []
@@ -215,8 +221,10 @@ class Recorder:
                                        at=event.occurred_at, accepted_at=message.get("accepted_at"),
                                        error_code=event.error_code)
             notes.append((note, message.get("trace"), event.event_id))
-        await self._count_stats(batch, messages, applied, [note for note, _, _ in notes], now)
-        await asyncio.gather(*(self._announce(note, trace, event_id) for note, trace, event_id in notes))
+        # The rollups and the notifications are independent: one round trip for both.
+        await asyncio.gather(
+            self._count_stats(batch, messages, applied, [note for note, _, _ in notes], now),
+            *(self._announce(note, trace, event_id) for note, trace, event_id in notes))
 
     async def _count_stats(self, batch: str, messages: dict[str, Document], applied: list[Applied],
                            notes: list[StatusChanged], now: datetime) -> None:
