@@ -134,6 +134,24 @@ async def test_each_tenant_sees_only_its_own_events_of_channels_it_may_read(
     assert second_frames[0]["type"] == "sms_sent"
 
 
+def _relayed() -> float:
+    return REGISTRY.get_sample_value("postwire_gateway_stream_notifications_total") or 0.0
+
+
+async def test_a_replica_receives_notifications_only_while_someone_streams_from_it(
+        stream: Stream, db: AsyncDatabase[Document]) -> None:
+    tenant, key = await key_for(db, "Acme", ["read:sms"])
+    before = _relayed()
+    await stream.notify(tenant)  # nobody is connected: this one never reaches the replica
+    for _ in range(2):  # bound for the first client, unbound after it, bound again for the next
+        async with connect(stream.url, additional_headers=auth(key)) as ws:
+            assert await next_frame(ws) == {"type": "ready", "channels": ["sms"]}
+            note = await stream.notify(tenant)
+            frames = await frames_until(ws, note.message_id)
+            assert [f["messageId"] for f in frames] == [note.message_id]
+    assert _relayed() - before == 2
+
+
 async def test_keys_without_a_read_scope_are_refused_before_the_upgrade(
         stream: Stream, db: AsyncDatabase[Document]) -> None:
     _, stats_only = await key_for(db, "Acme", ["stats:read", "send:sms"])

@@ -2,9 +2,12 @@
 
 Each gateway replica consumes its own exclusive, auto-deleted queue bound to ``notify.status.*`` (the
 ``StatusChanged`` notifications reporting publishes) and fans every notification out, in process, to the
-connected sockets of that tenant whose key may read the channel. Fan-out never waits on a socket: each
-client has a bounded buffer of frames, and a client whose buffer is full is closed (1013, "too slow")
-instead of slowing the consumer or the other clients.
+connected sockets of that tenant whose key may read the channel. The queue is bound only while the
+replica has a client: a replica nobody streams from receives no notifications (it used to consume every
+one, about a sixth of the gateway's CPU under load, only to drop it); a client is answered ``ready``
+once the binding is in place, so it sees every change recorded from then on. Fan-out never waits on a
+socket: each client has a bounded buffer of frames, and a client whose buffer is full is closed (1013,
+"too slow") instead of slowing the consumer or the other clients.
 
 Authentication happens on the upgrade request: ``Authorization: Bearer <key>``, or ``?token=<key>`` for
 browsers (whose WebSocket API cannot set headers; the key then travels in the URL, so keep such keys
@@ -22,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
-from faststream.rabbit import RabbitQueue
+from faststream.rabbit import RabbitBroker, RabbitQueue
 from litestar import Litestar, WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 from prometheus_client import Counter, Gauge
@@ -31,7 +34,7 @@ from postwire_contracts import topology
 from postwire_contracts.messages import StatusChanged
 from postwire_contracts.status import Channel
 from postwire_platform.broker import EXCHANGE
-from postwire_platform.errors import ApiError
+from postwire_platform.errors import ApiError, unavailable
 from postwire_platform.ids import new_id
 from postwire_platform.service import Runtime
 
@@ -53,6 +56,8 @@ NO_CUSTOMER_TYPE = "message_event"
 CLIENTS = Gauge("postwire_gateway_stream_clients", "Connected live-stream clients")
 FRAMES = Counter("postwire_gateway_stream_frames", "Status frames queued to live-stream clients")
 DROPPED = Counter("postwire_gateway_stream_slow_clients", "Live-stream clients closed for being too slow")
+RELAYED = Counter("postwire_gateway_stream_notifications",
+                  "Status notifications this replica received for its live-stream clients")
 
 _encoder = msgspec.json.Encoder()
 
@@ -138,6 +143,41 @@ def status_frame(note: StatusChanged) -> dict[str, Any]:
     }
 
 
+class Binding:
+    """Binds the replica's stream queue to ``notify.status.*`` while at least one client listens.
+
+    aio-pika's robust queue restores the bindings it holds after a reconnect, so a binding made here
+    survives one, and one removed here stays removed.
+    """
+
+    def __init__(self, broker: RabbitBroker, queue: RabbitQueue) -> None:
+        self._broker = broker
+        self._queue = queue
+        self._holders = 0
+        self._lock = asyncio.Lock()
+
+    async def hold(self) -> None:
+        """One more listener; binds the queue for the first. Raises if RabbitMQ refuses."""
+        async with self._lock:
+            if self._holders == 0:
+                queue = await self._broker.declare_queue(self._queue)
+                await queue.bind(EXCHANGE.name, routing_key=topology.NOTIFY_STATUS_PATTERN)
+            self._holders += 1
+
+    async def release(self) -> None:
+        """One listener fewer; unbinds the queue after the last (best effort: the queue goes away
+        with the connection anyway)."""
+        async with self._lock:
+            self._holders -= 1
+            if self._holders > 0:
+                return
+            try:
+                queue = await self._broker.declare_queue(self._queue)
+                await queue.unbind(EXCHANGE.name, routing_key=topology.NOTIFY_STATUS_PATTERN)
+            except Exception as exc:  # the notifications keep coming and are dropped, as before
+                log.warning("could not unbind the live-stream queue", extra={"error": repr(exc)})
+
+
 def readable_channels(principal: Principal) -> frozenset[str]:
     """The channels whose events the key may see: those it holds ``read:<channel>`` for."""
     return frozenset(c.value for c in Channel if f"read:{c.value}" in principal.scopes)
@@ -150,13 +190,15 @@ def attach_stream(app: Litestar, runtime: Runtime, settings: GatewaySettings) ->
     """
     hub = StreamHub(settings.stream_buffer)
     queue = RabbitQueue(topology.stream_queue(new_id().lower()), durable=False, exclusive=True,
-                        auto_delete=True, routing_key=topology.NOTIFY_STATUS_PATTERN)
+                        auto_delete=True)
 
-    @runtime.broker.subscriber(queue, EXCHANGE)
+    @runtime.broker.subscriber(queue)  # bound to the notifications by ``Binding`` while listened to
     async def relay(note: StatusChanged) -> None:
+        RELAYED.inc()
         hub.dispatch(note)
 
     app.state.stream = hub
+    app.state.stream_binding = Binding(runtime.broker, queue)
     app.register(live_stream)
     return hub
 
@@ -166,20 +208,29 @@ async def live_stream(socket: WebSocket[Any, Any, Any]) -> None:
     """The tenant's status changes as JSON frames, as they are recorded."""
     gateway: Gateway = socket.app.state.gateway
     hub: StreamHub = socket.app.state.stream
+    binding: Binding = socket.app.state.stream_binding
     try:
         principal = await gateway.auth.principal(socket, _key_of(socket))
         channels = readable_channels(principal)
         if not channels:
             raise ApiError(403, "forbidden", "the live stream needs a read:<channel> scope")
+        try:
+            await binding.hold()
+        except Exception as exc:
+            log.warning("cannot bind the live-stream queue", extra={"error": repr(exc)})
+            raise unavailable("RabbitMQ") from exc
     except ApiError as exc:
         await _refuse(socket, exc)
         return
-    await socket.accept()
-    listener = hub.add(principal.tenant_id, channels)
     try:
-        await _serve(socket, listener, gateway.settings.stream_ping_seconds)
+        await socket.accept()
+        listener = hub.add(principal.tenant_id, channels)
+        try:
+            await _serve(socket, listener, gateway.settings.stream_ping_seconds)
+        finally:
+            hub.remove(listener)
     finally:
-        hub.remove(listener)
+        await binding.release()
 
 
 def _key_of(socket: WebSocket[Any, Any, Any]) -> str:
