@@ -8,6 +8,7 @@ import bisect
 import time
 from typing import Any
 
+from . import hops
 from .observe import slope
 from .sms import Bench, _ts, phase_cpu, summary
 from .stats import latency_summary
@@ -22,8 +23,11 @@ async def fixed_rate(bench: Bench, rate: float, seconds: float, drain_timeout: f
         drain_timeout, "paced", seconds + 30, count=count, rate=rate, connections=50), "e2e")
     rows = result["rows"]
     trend = growth(bench, rows, start, start + seconds, rate)
+    latency = await bench.latencies(rows, timeline=True)  # also brings bench.hooks up to date
+    hop_times = await hops.breakdown(bench.mongodb_url, bench.smsc.receipt_at, bench.hooks.first,
+                                     [r[0] for r in rows if r[0]])
     return {"rate": rate, "seconds": seconds, **summary(rows), "queues": trend["queues"],
-            "latency": await bench.latencies(rows, timeline=True), "drain": drain,
+            "latency": latency, "hops": hop_times, "drain": drain,
             "client_cpu_s": result["process_cpu_s"], "service_cpu_s": cpu}
 
 

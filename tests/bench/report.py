@@ -122,6 +122,11 @@ def render(result: dict[str, Any]) -> str:
                   f"  accept→sms_delivered webhook    {_lat(lat['accept_to_delivered_webhook'])}",
                   f"  missing: {lat['missing']}; drained: {e2e['drain']['complete']} "
                   f"in {e2e['drain']['waited_s']} s"]
+        hop_times = e2e.get("hops") or {}
+        if hop_times:
+            lines.append("  receipt → webhook by hop (timeline recorded_at, first attempt's start):")
+            lines += [f"    {name.replace('_', ' '):34s}{_lat(summary)}"
+                      for name, summary in hop_times.items()]
 
     b = result.get("burst")
     if b:

@@ -1,0 +1,53 @@
+"""Where receipt → customer webhook goes, hop by hop, for the messages of a phase.
+
+Read after the phase from what the system records anyway: each message's timeline (``recorded_at`` of
+SENT and DELIVERED, stamped by reporting just before its write) and its ``webhook_attempts`` records
+(``at``: when webhook-fanout started the attempt), joined by wall clock (one machine) with the SMSC
+simulator's receipt time and the webhook receiver's arrival time. The hops show whether the time is
+in reporting (receipt → DELIVERED recorded), in the notification and first-attempt path (recorded →
+attempt), in the order rule (SENT's attempt → DELIVERED's attempt) or in the HTTP request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import AsyncMongoClient
+
+from .stats import latency_summary
+
+HOPS = (
+    ("receipt_to_delivered_recorded", "receipt", "DELIVERED"),
+    ("delivered_recorded_to_attempt", "DELIVERED", "sms_delivered"),
+    ("sent_recorded_to_attempt", "SENT", "sms_sent"),
+    ("sent_attempt_to_delivered_attempt", "sms_sent", "sms_delivered"),
+    ("delivered_attempt_to_received", "sms_delivered", "hook"),
+)
+
+
+async def breakdown(mongodb_url: str, receipts: dict[str, float],
+                    hooks: dict[tuple[str, str], float], ids: list[str]) -> dict[str, Any]:
+    """Per hop, a latency summary (ms) over the messages of ``ids`` that have both its ends."""
+    stamps: dict[str, dict[str, float]] = {mid: {} for mid in ids}
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_url, tz_aware=True)
+    try:
+        db = client["postwire"]
+        for first in range(0, len(ids), 500):
+            chunk = ids[first:first + 500]
+            async for doc in db["messages"].find({"_id": {"$in": chunk}}, projection=["timeline"]):
+                for entry in doc.get("timeline") or []:
+                    if entry.get("recorded_at") is not None:
+                        stamps[doc["_id"]].setdefault(entry["status"], entry["recorded_at"].timestamp())
+            async for rec in db["webhook_attempts"].find(
+                    {"message_id": {"$in": chunk}, "attempt": 1},
+                    projection=["message_id", "event_type", "at"]):
+                stamps[rec["message_id"]].setdefault(rec["event_type"], rec["at"].timestamp())
+    finally:
+        await client.close()
+    for mid, seen in stamps.items():
+        if mid in receipts:
+            seen["receipt"] = receipts[mid]
+        if ("sms_delivered", mid) in hooks:
+            seen["hook"] = hooks[("sms_delivered", mid)]
+    return {name: latency_summary([s[b] - s[a] for s in stamps.values() if a in s and b in s])
+            for name, a, b in HOPS}
