@@ -12,7 +12,7 @@ case: a receipt right behind its "sent") first waits for it in memory, up to
 
 A first attempt to a quick endpoint (its last attempt answered, without failure, faster than
 ``WEBHOOK_BUSY_WAIT``, and a slot free) is made straight from the notification, not through a job
-published to ``webhook-fanout.deliver`` and consumed again: that round trip cost about a third of the
+published to ``webhook-fanout.deliver`` and consumed again: that round trip cost about a quarter of the
 service's CPU per webhook. At most ``WEBHOOK_INLINE_ATTEMPTS`` are made that way at once, so an
 endpoint that turns slow can hold only that many notification slots, for at most one timeout; every
 other first attempt, and every retry, goes through the job queue as before. The notification is
