@@ -14,6 +14,7 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 
+from .sms import Bench
 from .stats import latency_summary
 
 HOPS = (
@@ -25,29 +26,23 @@ HOPS = (
 )
 
 
-async def breakdown(mongodb_url: str, receipts: dict[str, float],
-                    hooks: dict[tuple[str, str], float], ids: list[str]) -> dict[str, Any]:
+async def breakdown(bench: Bench, ids: list[str]) -> dict[str, Any]:
     """Per hop, a latency summary (ms) over the messages of ``ids`` that have both its ends."""
-    stamps: dict[str, dict[str, float]] = {mid: {} for mid in ids}
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_url, tz_aware=True)
+    stamps = await bench.timelines(ids)  # status → recorded_at, per message
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(bench.mongodb_url, tz_aware=True)
     try:
-        db = client["postwire"]
         for first in range(0, len(ids), 500):
-            chunk = ids[first:first + 500]
-            async for doc in db["messages"].find({"_id": {"$in": chunk}}, projection=["timeline"]):
-                for entry in doc.get("timeline") or []:
-                    if entry.get("recorded_at") is not None:
-                        stamps[doc["_id"]].setdefault(entry["status"], entry["recorded_at"].timestamp())
-            async for rec in db["webhook_attempts"].find(
-                    {"message_id": {"$in": chunk}, "attempt": 1},
+            async for rec in client["postwire"]["webhook_attempts"].find(
+                    {"message_id": {"$in": ids[first:first + 500]}, "attempt": 1},
                     projection=["message_id", "event_type", "at"]):
-                stamps[rec["message_id"]].setdefault(rec["event_type"], rec["at"].timestamp())
+                stamps.setdefault(rec["message_id"], {}).setdefault(rec["event_type"],
+                                                                    rec["at"].timestamp())
     finally:
         await client.close()
     for mid, seen in stamps.items():
-        if mid in receipts:
-            seen["receipt"] = receipts[mid]
-        if ("sms_delivered", mid) in hooks:
-            seen["hook"] = hooks[("sms_delivered", mid)]
+        if mid in bench.smsc.receipt_at:
+            seen["receipt"] = bench.smsc.receipt_at[mid]
+        if ("sms_delivered", mid) in bench.hooks.first:
+            seen["hook"] = bench.hooks.first[("sms_delivered", mid)]
     return {name: latency_summary([s[b] - s[a] for s in stamps.values() if a in s and b in s])
             for name, a, b in HOPS}

@@ -24,8 +24,7 @@ async def fixed_rate(bench: Bench, rate: float, seconds: float, drain_timeout: f
     rows = result["rows"]
     trend = growth(bench, rows, start, start + seconds, rate)
     latency = await bench.latencies(rows, timeline=True)  # also brings bench.hooks up to date
-    hop_times = await hops.breakdown(bench.mongodb_url, bench.smsc.receipt_at, bench.hooks.first,
-                                     [r[0] for r in rows if r[0]])
+    hop_times = await hops.breakdown(bench, [r[0] for r in rows if r[0]])
     return {"rate": rate, "seconds": seconds, **summary(rows), "queues": trend["queues"],
             "latency": latency, "hops": hop_times, "drain": drain,
             "client_cpu_s": result["process_cpu_s"], "service_cpu_s": cpu}

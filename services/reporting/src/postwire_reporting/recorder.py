@@ -139,11 +139,12 @@ class Recorder:
         cursor = self._events.find({"_id": {"$in": event_ids}}, projection=["message_id"])
         return {doc["_id"]: doc async for doc in cursor}
 
-    async def _parked_to_apply(self, applied: list[Applied], *, exclude: set[str]) -> list[Applied]:
+    async def _parked_to_apply(self, resolved: list[Applied], *,
+                               exclude: set[str]) -> list[Applied]:
         """Parked events whose provider id is carried by a message of this batch, with its id (asked
         for every resolved event of the batch, duplicates included: a parked event of their message
         is due as much)."""
-        by_pid = {_key(e): mid for e, mid in applied if e.provider_message_id}
+        by_pid = {_key(e): mid for e, mid in resolved if e.provider_message_id}
         if not by_pid:
             return []
         return await self._parked_for(by_pid, exclude)

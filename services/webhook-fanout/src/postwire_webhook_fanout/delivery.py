@@ -150,16 +150,16 @@ class Deliverer:
             return
         admission = await self._gate.acquire(endpoint.id, force=self._is_last(job),
                                              wait=0.0 if inline else self._settings.webhook_busy_wait)
-        if admission == "busy" and inline:
-            FIRST_ATTEMPTS.labels("job").inc()
-            await self.enqueue(job)
-            return
-        if inline:
-            FIRST_ATTEMPTS.labels("inline").inc()
         if admission == "busy":
+            if inline:  # the slot went meanwhile: the job queue takes the attempt from here
+                FIRST_ATTEMPTS.labels("job").inc()
+                await self.enqueue(job)
+                return
             SET_ASIDE.labels("endpoint_busy").inc()
             await self._set_aside(job, job.order_until)
             return
+        if inline:
+            FIRST_ATTEMPTS.labels("inline").inc()
         at = self._clock()
         if admission == "open":
             answer = _Answer(None, "circuit_open: the endpoint keeps failing; attempt skipped",

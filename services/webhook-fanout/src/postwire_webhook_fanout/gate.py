@@ -42,6 +42,10 @@ class _State:
     last_latency: float | None = None
     """Seconds the last completed attempt took (None: none completed, or it failed)."""
 
+    def answers_within(self, seconds: float) -> bool:
+        """The last attempt was answered, without failure, in less than ``seconds``."""
+        return not self.failures and self.last_latency is not None and self.last_latency < seconds
+
     @property
     def idle(self) -> bool:
         return self.in_flight == 0 and self.failures == 0 and self.open_until is None
@@ -67,8 +71,7 @@ class EndpointGate:
         if admission != "busy" or wait <= 0:
             return admission
         state = self._states.get(endpoint_id)
-        if state is None or state.failures or state.last_latency is None \
-                or state.last_latency >= wait:
+        if state is None or not state.answers_within(wait):
             return admission  # slow, failing or unknown: no consumer slot waits for it
         waiters = self._waiters.setdefault(endpoint_id, deque())
         if len(waiters) >= self._limit:
@@ -131,9 +134,8 @@ class EndpointGate:
         """Whether ``endpoint_id`` has a free slot, a closed breaker, and answered its last attempt,
         without failure, in less than ``within`` seconds (an endpoint not attempted yet is not)."""
         state = self._states.get(endpoint_id)
-        return (state is not None and state.in_flight < self._limit and not state.failures
-                and state.open_until is None and state.last_latency is not None
-                and state.last_latency < within)
+        return (state is not None and state.in_flight < self._limit and state.open_until is None
+                and state.answers_within(within))
 
     def is_open(self, endpoint_id: str) -> bool:
         state = self._states.get(endpoint_id)
