@@ -1,6 +1,6 @@
 """A batch's events for one message written as one guarded write end exactly where the per-event
-conditional writes end: same status, stamps, provider id and timeline, whatever the order, duplicates
-and late arrivals; and a guard that no longer matches writes nothing."""
+conditional writes end: same status, stamps, provider id, timeline and ``published`` mark, whatever the
+order, duplicates and late arrivals; and a guard that no longer matches writes nothing."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def message(mid: str, status: str = "QUEUED", **extra: Any) -> Document:
     return {"_id": mid, "tenant_id": "ten_t", "channel": "sms", "status": status, "to": "+447911123456",
             "metadata": {}, "live": True, "accepted_at": T0, "updated_at": T0, "sent_at": None,
             "delivered_at": None, "failed_at": None, "provider_message_id": None, "error_code": None,
-            "error_reason": None,
+            "error_reason": None, "published": False,
             "timeline": [{"event_id": f"{mid}:queued", "status": "QUEUED"}], **extra}
 
 
@@ -109,6 +109,8 @@ async def test_the_merged_write_ends_where_the_per_event_writes_end(
         results.append(await _final(db, mid))
     per_event, merged_result = results
     assert merged_result == per_event
+    # a new timeline entry means the command was published: the gateway's own mark is then not needed
+    assert merged_result["published"] is (name != "already in the timeline")
 
 
 async def test_a_guard_that_no_longer_matches_writes_nothing(db: AsyncDatabase[Document]) -> None:

@@ -39,7 +39,8 @@ class Gateway:
     @classmethod
     def create(cls, runtime: Runtime, settings: GatewaySettings, clock: Clock) -> Gateway:
         """Wire the gateway's parts around ``runtime`` (nothing connects until the lifespan runs)."""
-        marker = PublishedMarker(runtime)
+        marker = PublishedMarker(runtime, delay=min(settings.published_mark_delay_seconds,
+                                                    settings.outbox_grace_seconds / 2))
         return cls(
             runtime=runtime,
             settings=settings,

@@ -19,6 +19,9 @@ class GatewaySettings(CommonSettings, frozen=True, kw_only=True):
     """A ``published: false`` message older than this is the outbox relay's to publish."""
     outbox_interval_seconds: float = 2.0
     """How often the outbox relay looks for unpublished messages."""
+    published_mark_delay_seconds: Annotated[float, msgspec.Meta(ge=0)] = 2.0
+    """How long after the publish the gateway marks a message ``published: true`` itself, if reporting
+    has not already (with its first status event); at most half of ``outbox_grace_seconds``."""
     max_body_bytes: int = 1_000_000
     """Larger request bodies are refused with 413."""
     auth_cache_seconds: float = 5.0

@@ -28,9 +28,11 @@ TIMESTAMP_FIELD: dict[Status, str] = {
 """The message field stamped with the event's time when an event moves the status to this one."""
 
 READ_BACK: list[str] = ["tenant_id", "channel", "to", "status", "metadata", "live",
-                        "provider_message_id", "read_at", "failed_at", "trace", *READ_BACK_EXTRA]
+                        "provider_message_id", "read_at", "failed_at", "trace", "published",
+                        *READ_BACK_EXTRA]
 """The projection of ``messages`` read back to build notifications, metrics, trace links and the stats
-rollups (``READ_BACK_EXTRA`` holds ``accepted_at``, ``sent_at`` and ``delivered_at``)."""
+rollups (``READ_BACK_EXTRA`` holds ``accepted_at``, ``sent_at`` and ``delivered_at``), and whether the
+gateway has marked the message published yet."""
 
 _STATUS_FIELDS: tuple[str, ...] = StatusEvent.__struct_fields__
 
@@ -91,8 +93,10 @@ def message_updates(event: StatusEvent, message_id: str, recorded_at: datetime,
                     batch: str) -> list[UpdateOne]:
     """The writes one event makes to its message, all idempotent (two per event, mostly).
 
-    - push the timeline entry unless the timeline already holds this event id; a SENT event also
-      records the provider's id and the earliest ``sent_at`` (even when it arrives after DELIVERED);
+    - push the timeline entry unless the timeline already holds this event id, and mark the message
+      ``published`` (an event means its command was published and consumed: the gateway's own mark,
+      which comes later, then changes nothing); a SENT event also records the provider's id and the
+      earliest ``sent_at`` (even when it arrives after DELIVERED);
     - another event that names both our message and a provider id (a receipt that raced ahead of
       SENT) teaches the message that id unless it already has one;
     - move the status forwards only (the filter lists the statuses ``event.status`` may replace),
@@ -103,11 +107,12 @@ def message_updates(event: StatusEvent, message_id: str, recorded_at: datetime,
     conditional writes this batch's were (``rollups.py``).
     """
     pid = event.provider_message_id
-    push: dict[str, Any] = {"$push": {"timeline": timeline_entry(event, recorded_at, batch)}}
+    push: dict[str, Any] = {"$push": {"timeline": timeline_entry(event, recorded_at, batch)},
+                            "$set": {"published": True}}
     if event.status is Status.SENT:
         push["$min"] = {"sent_at": event.occurred_at}
         if pid:
-            push["$set"] = {"provider_message_id": pid}
+            push["$set"]["provider_message_id"] = pid
     ops = [UpdateOne({"_id": message_id, "timeline.event_id": {"$ne": event.event_id}}, push)]
     if pid and event.message_id and event.status is not Status.SENT:
         ops.append(UpdateOne({"_id": message_id, "provider_message_id": None},
@@ -184,6 +189,8 @@ def merged_update(message: Document, events: list[StatusEvent], recorded_at: dat
                 after["error_code"] = event.error_code
                 after["error_reason"] = event.error_reason
             transitions.append({"status": event.status.value, BATCH: batch})
+    if entries and message.get("published") is False:  # as ``message_updates`` does; not guarded,
+        after["published"] = True                       # since it only ever goes from false to true
     changed = {k: v for k, v in after.items()
                if k not in ("timeline", TRANSITIONS) and (k not in message or message[k] != v)}
     if entries:
