@@ -1,18 +1,23 @@
 """Writes a batch of events: the messages' timelines and statuses, the notifications, then the ledger.
 
-Per batch: resolve provider ids to message ids (one ``find``), look the batch up in the ``events``
-ledger (one ``find``: an event already there was fully handled before and is dropped) and, in the same
-round trip, look for parked events whose provider id a message of the batch carries; apply the new
-events, and those parked ones, to their messages (one ``find`` and one unordered ``bulk_write``), add
-what they changed to the stats rollups (one ``bulk_write``, see ``rollups.py``) while publishing one
-``StatusChanged`` per applied event, and only then write the ledger (one unordered ``insert_many``; a
-duplicate key there is another replica that won the race). The ledger entry is the commit record: every
-message write is idempotent (the timeline push skips an event id it already holds, statuses only move
-forwards), so a batch that fails anywhere is redelivered and redone, and nothing is lost or applied
-twice. A crash between the notifications and the ledger, or a rollup write that fails beside them, can
-at worst repeat a notification, with the same ``event_id``. The stats rollups never count twice; a batch
-that fails after its message writes and before its rollup write is redone without counting what those
-writes changed (they are already applied), so counts can fall short by such a batch.
+Per batch: resolve provider ids to message ids (one ``find``, only for events without a message id),
+look the batch up in the ``events`` ledger (one ``find``: an event already there was fully handled
+before and is dropped); apply the new events to their messages (one ``find`` and one unordered
+``bulk_write``), add what they changed to the stats rollups (one ``bulk_write``, see ``rollups.py``)
+while publishing one ``StatusChanged`` per applied event; if the writes taught a message a provider id,
+look for parked events waiting for it and apply them the same way; and only then write the ledger (one
+unordered ``insert_many``; a duplicate key there is another replica that won the race). An event whose
+message is not known yet is parked in the ledger, and the messages are asked once more after parking
+(``_rescue``): with the look for parked events made after the write that teaches the id, a replica
+parking concurrently and a replica teaching concurrently cannot both miss each other.
+
+The ledger entry is the commit record: every message write is idempotent (the timeline push skips an
+event id it already holds, statuses only move forwards), so a batch that fails anywhere is redelivered
+and redone, and nothing is lost or applied twice. A crash between the notifications and the ledger, or a
+rollup write that fails beside them, can at worst repeat a notification, with the same ``event_id``. The
+stats rollups never count twice; a batch that fails after its message writes and before its rollup write
+is redone without counting what those writes changed (they are already applied), so counts can fall
+short by such a batch.
 """
 
 from __future__ import annotations
@@ -73,6 +78,25 @@ def _key(event: StatusEvent) -> ProviderKey:
     return (event.channel.value, event.provider_message_id or "")
 
 
+def _taught(applied: list[Applied], before: dict[str, Document], after: dict[str, Document], *,
+            certain: bool) -> dict[ProviderKey, str]:
+    """The provider ids (with their message ids) that parked events may now be matched by: those a
+    message carries after these events were written and did not carry before, and those of events
+    already in their timeline before (a batch redone after failing between its write and its look
+    for parked events). When the write was not ``certain`` (another writer raced it), every
+    provider id the messages of events with one carry."""
+    taught: dict[ProviderKey, str] = {}
+    for event, mid in applied:
+        old, new = before.get(mid), after.get(mid)
+        if not event.provider_message_id or old is None or new is None:
+            continue
+        pid = new.get("provider_message_id")
+        if pid and (not certain or pid != old.get("provider_message_id") or event.event_id in {
+                e.get("event_id") for e in old.get("timeline") or [] if isinstance(e, dict)}):
+            taught[(str(new.get("channel")), str(pid))] = mid
+    return taught
+
+
 class Recorder:
     """Processes batches of events against MongoDB and publishes the resulting notifications."""
 
@@ -93,16 +117,12 @@ class Recorder:
         statuses = [e for e in unique.values() if isinstance(e, StatusEvent)]
         inbound = [e for e in unique.values() if isinstance(e, InboundEvent)]
         resolved = await self._resolve(statuses)
-        # The ledger lookup and the parked-event lookup go out together (one round trip less).
-        known, late = await asyncio.gather(
-            self._known(list(unique)),
-            self._parked_to_apply([(e, mid) for e in statuses
-                                   if (mid := resolved[e.event_id]) is not None],
-                                  exclude=set(unique)))
+        known = await self._known(list(unique))
         # New events, and parked ones (a redelivered receipt) whose message is now known.
         applied = [(e, mid) for e in statuses if (mid := resolved[e.event_id]) is not None
                    and (e.event_id not in known or known[e.event_id].get("message_id") is None)]
-        await self._apply(applied + late)
+        late = await self._apply(applied, exclude=set(unique))
+        await self._apply(late)
         new = [e for e in statuses if e.event_id not in known]
         await self._insert([status_event_doc(e, resolved[e.event_id], now) for e in new]
                            + [inbound_event_doc(e, now) for e in inbound if e.event_id not in known])
@@ -139,17 +159,9 @@ class Recorder:
         cursor = self._events.find({"_id": {"$in": event_ids}}, projection=["message_id"])
         return {doc["_id"]: doc async for doc in cursor}
 
-    async def _parked_to_apply(self, resolved: list[Applied], *,
-                               exclude: set[str]) -> list[Applied]:
-        """Parked events whose provider id is carried by a message of this batch, with its id (asked
-        for every resolved event of the batch, duplicates included: a parked event of their message
-        is due as much)."""
-        by_pid = {_key(e): mid for e, mid in resolved if e.provider_message_id}
+    async def _parked_for(self, by_pid: dict[ProviderKey, str], exclude: set[str]) -> list[Applied]:
         if not by_pid:
             return []
-        return await self._parked_for(by_pid, exclude)
-
-    async def _parked_for(self, by_pid: dict[ProviderKey, str], exclude: set[str]) -> list[Applied]:
         cursor = self._events.find({"unmatched_provider_id": {"$in": sorted({p for _, p in by_pid})},
                                     "message_id": None})
         late: list[Applied] = []
@@ -177,8 +189,14 @@ class Recorder:
         await self._mark_matched(rescued)
         return rescued
 
-    async def _apply(self, applied: list[Applied]) -> None:
-        """Write events to their messages, count what they changed, then announce them.
+    async def _apply(self, applied: list[Applied], *,
+                     exclude: set[str] | None = None) -> list[Applied]:
+        """Write events to their messages, count what they changed and announce them; returns the
+        parked events (not in ``exclude``) waiting for a provider id these writes taught a message.
+
+        The look for parked events goes out after the write, so that a replica parking one meanwhile
+        finds the message when it looks again (``_rescue``), beside the rollups and the notifications,
+        and only when a message learned an id (``_taught``): a batch of receipts teaches none.
 
         Read the messages, fold each one's events into one guarded write (``merged_update``), and
         write them all in one ``bulk_write``; the states after the write are then known without
@@ -187,7 +205,7 @@ class Recorder:
         Either way the timeline entries and transitions carry the batch id the rollups count by.
         """
         if not applied:
-            return
+            return []
         now, batch = utcnow(), new_id()
         by_message: dict[str, list[StatusEvent]] = {}
         for event, mid in applied:
@@ -199,11 +217,13 @@ class Recorder:
                   for mid, doc in current.items()}
         ops = [m.op for m in merged.values() if m.op is not None]
         result = await self._messages.bulk_write(ops, ordered=False) if ops else None
-        if result is None or result.matched_count == len(ops):
+        matched = len(ops) if result is None else result.matched_count
+        merged_in_full = matched == len(ops)
+        if merged_in_full:
             messages = {mid: m.after for mid, m in merged.items()}
         else:
             log.info("messages written concurrently; applying events one by one",
-                     extra={"messages": len(ops), "matched": result.matched_count})
+                     extra={"messages": len(ops), "matched": matched})
             await self._messages.bulk_write(
                 [op for event, mid in applied for op in message_updates(event, mid, now, batch)],
                 ordered=False)
@@ -222,10 +242,15 @@ class Recorder:
                                        at=event.occurred_at, accepted_at=message.get("accepted_at"),
                                        error_code=event.error_code)
             notes.append((note, message.get("trace"), event.event_id))
-        # The rollups and the notifications are independent: one round trip for both.
-        await asyncio.gather(
-            self._count_stats(batch, messages, applied, [note for note, _, _ in notes], now),
-            *(self._announce(note, trace, event_id) for note, trace, event_id in notes))
+        taught = _taught(applied, current, messages, certain=merged_in_full)
+        # The rollups, the look for parked events and the notifications are independent: one round
+        # trip for all of them.
+        late, _ = await asyncio.gather(
+            self._parked_for(taught, exclude or set()),
+            asyncio.gather(
+                self._count_stats(batch, messages, applied, [note for note, _, _ in notes], now),
+                *(self._announce(note, trace, event_id) for note, trace, event_id in notes)))
+        return late
 
     async def _count_stats(self, batch: str, messages: dict[str, Document], applied: list[Applied],
                            notes: list[StatusChanged], now: datetime) -> None:
