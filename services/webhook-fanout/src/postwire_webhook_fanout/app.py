@@ -23,12 +23,11 @@ from typing import NoReturn
 
 import msgspec
 from faststream.exceptions import NackMessage, RejectMessage
-from faststream.rabbit.annotations import RabbitMessage
 from litestar import Litestar
 
 from postwire_contracts import topology
 from postwire_contracts.webhooks import command_decoder
-from postwire_platform.broker import work_queue
+from postwire_platform.broker import raw_body, work_queue
 from postwire_platform.clock import Clock, utcnow
 from postwire_platform.mongo import WEBHOOK_ATTEMPTS, WEBHOOK_ENDPOINTS
 from postwire_platform.secrets_at_rest import Keyring
@@ -58,9 +57,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     validate(settings)
     keyring = Keyring(settings.secret_keys)
     runtime = Runtime(settings=settings, broker=new_broker(settings))
-    notifications = runtime.broker.subscriber(work_queue(topology.FANOUT_QUEUE))
-    deliveries = runtime.broker.subscriber(work_queue(topology.FANOUT_DELIVERY_QUEUE))
-    commands = runtime.broker.subscriber(work_queue(topology.FANOUT_COMMAND_QUEUE))
+    notifications = runtime.broker.subscriber(work_queue(topology.FANOUT_QUEUE), decoder=raw_body)
+    deliveries = runtime.broker.subscriber(work_queue(topology.FANOUT_DELIVERY_QUEUE), decoder=raw_body)
+    commands = runtime.broker.subscriber(work_queue(topology.FANOUT_COMMAND_QUEUE), decoder=raw_body)
 
     async def hand_back(what: str, exc: BaseException) -> NoReturn:
         log.warning("cannot handle %s now; handing it back", what, extra={"error": repr(exc)})
@@ -72,9 +71,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         raise RejectMessage(requeue=False) from exc
 
     @notifications
-    async def on_notification(message: RabbitMessage) -> None:
+    async def on_notification(body: bytes) -> None:
         try:
-            event = from_notification(message.body)
+            event = from_notification(body)
         except msgspec.MsgspecError as exc:
             dead_letter("notification", exc)
         if event is None:
@@ -86,9 +85,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
             await hand_back("notification", exc)
 
     @deliveries
-    async def on_delivery(message: RabbitMessage) -> None:
+    async def on_delivery(body: bytes) -> None:
         try:
-            job = decode_job(message.body)
+            job = decode_job(body)
         except msgspec.MsgspecError as exc:
             dead_letter("delivery job", exc)
         if job is None:
@@ -100,9 +99,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
             await hand_back("delivery job", exc)
 
     @commands
-    async def on_command(message: RabbitMessage) -> None:
+    async def on_command(body: bytes) -> None:
         try:
-            command = command_decoder.decode(message.body)
+            command = command_decoder.decode(body)
         except msgspec.MsgspecError as exc:
             dead_letter("webhook command", exc)
         deliverer: Deliverer = runtime.extras[DELIVERER]
