@@ -93,13 +93,15 @@ class Bench:
     # -- waiting -----------------------------------------------------------------------------------
     async def drain(self, timeout: float) -> dict[str, Any]:
         """Wait (bounded) until every accepted message reached the carrier and its ``sms_delivered``
-        webhook arrived, and the work queues are empty."""
+        webhook arrived, and the work queues are empty. ``submitted`` counts messages, not submits: a
+        message submitted twice must not stand in for one that never arrived."""
         start = time.perf_counter()
         target = len(self.accepted)
         submitted = delivered = 0
         depths: dict[str, int] = {}
         while time.perf_counter() - start < timeout:
-            submitted = self.smsc.submit_count
+            counts = self.smsc.counts()
+            submitted = sum(1 for message_id in self.accepted if counts.get(message_id))
             self.hooks.update()
             delivered = self.hooks.by_type.get("sms_delivered", 0)
             depths = await self.queues.depths()
