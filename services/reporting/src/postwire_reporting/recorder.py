@@ -182,9 +182,7 @@ class Recorder:
         if not parked:
             return []
         by_pid = await self._messages_by_provider_id({_key(e) for e in parked})
-        if not by_pid:
-            return []
-        rescued = await self._parked_for(by_pid, exclude=set())
+        rescued = await self._parked_for(by_pid, exclude=set())  # none asked for when by_pid is empty
         await self._apply(rescued)
         await self._mark_matched(rescued)
         return rescued
