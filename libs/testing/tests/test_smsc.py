@@ -115,3 +115,24 @@ async def test_rejections_throttling_and_a_dropped_bind() -> None:
         assert [s.text for s in smsc.submits] == ["y"]
         assert smsc.rejected == [("15005550001", 0x0B), ("447700900123", 0x58)]
         writer.close()
+
+
+async def test_a_pdu_out_of_step_with_its_length_drops_the_bind() -> None:
+    # smpp34 1.5.0 refuses a deliver_sm (its inbound queue full) with a deliver_sm_resp of 17 octets
+    # whose command_length says 16; the next PDU's header is then read one octet late
+    async with SmscSimulator(receipt_delay=0.0) as smsc:
+        reader, writer = await asyncio.open_connection("127.0.0.1", smsc.port)
+        writer.write(pdu(0x09, 1, bind_body("postwire", "secret")))
+        await read_pdu(reader)
+        writer.write(pdu(0x04, 2, submit_body("447700900123", b"code 1")))
+        assert (await read_pdu(reader))[:3] == (0x80000004, 0, 2)
+        command_id, _, sequence, _ = await read_pdu(reader)
+        assert command_id == 0x00000005
+        writer.write(pdu(0x80000005, sequence, status=0x14) + b"\0")  # refused, one octet too long
+        writer.write(pdu(0x04, 3, submit_body("447700900123", b"code 2")))
+        command_id, status, _, _ = await read_pdu(reader)
+        assert (command_id, status) == (0x80000000, 0x02)  # generic_nack ESME_RINVCMDLEN
+        assert await reader.read() == b""  # and the bind is closed
+        assert smsc.framing_errors == 1
+        assert smsc.submit_count == 1
+        writer.close()

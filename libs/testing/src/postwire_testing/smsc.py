@@ -11,7 +11,9 @@ when its ``submit_sm_resp`` is written; a dropped bind stops reading first and t
 after flushing what it wrote (FIN, like an SMSC that goes away cleanly), so every accepted submit's
 answer reaches the client. ``drop_binds(abort=True)`` resets the connection instead (RST), losing
 answers in flight: the ambiguity no SMPP client can resolve. Receipts stay queued until a
-``deliver_sm_resp`` acknowledges them and go to the next bind after a drop, as real SMSCs do.
+``deliver_sm_resp`` acknowledges them and go to the next bind after a drop, as real SMSCs do. A PDU whose
+``command_length`` cannot be right (the stream is out of step) is answered with ``generic_nack``
+ESME_RINVCMDLEN and the bind is dropped.
 
 Runs its own event loop in a background thread, so it keeps up with thousands of submits per second
 while the test's loop does other work. PDUs are decoded and encoded with ``smpp34``'s codec; the
@@ -45,7 +47,7 @@ BIND_RECEIVER, BIND_TRANSMITTER, BIND_TRANSCEIVER = 0x00000001, 0x00000002, 0x00
 SUBMIT_SM, DELIVER_SM, UNBIND, ENQUIRE_LINK = 0x00000004, 0x00000005, 0x00000006, 0x00000015
 RESP = 0x80000000
 # command_status values
-ESME_ROK, ESME_RINVCMDID, ESME_RBINDFAIL = 0x00, 0x03, 0x0D
+ESME_ROK, ESME_RINVCMDLEN, ESME_RINVCMDID, ESME_RBINDFAIL = 0x00, 0x02, 0x03, 0x0D
 ESME_RINVDSTADR, ESME_RTHROTTLED, ESME_RINVPASWD, ESME_RALYBND = 0x0B, 0x58, 0x0E, 0x05
 # TLV tags
 TLV_RECEIPTED_MESSAGE_ID, TLV_MESSAGE_STATE = 0x001E, 0x0427
@@ -54,6 +56,8 @@ MESSAGE_STATE = {"ENROUTE": 1, "DELIVRD": 2, "EXPIRED": 3, "DELETED": 4, "UNDELI
 
 ReceiptOrder = Literal["fifo", "reverse", "shuffle"]
 _HEADER = struct.Struct(">IIII")
+MAX_PDU = 64 * 1024
+"""Longer than any PDU SMPP 3.4 allows (a ``message_payload`` is at most 64 KiB): a framing error."""
 
 
 def pack(command_id: int, status: int, sequence: int, body: bytes = b"") -> bytes:
@@ -172,6 +176,7 @@ class SmscSimulator(Served):
         self._bind_failures = 0
         self._enquire_links = 0
         self._enquire_link_answers = 0
+        self._framing_errors = 0
         self._drop_after: int | None = None
         self._drop_abort = False
         self._throttle = 0
@@ -254,6 +259,12 @@ class SmscSimulator(Served):
         """``enquire_link_resp`` PDUs received (answers to ours)."""
         with self._lock:
             return self._enquire_link_answers
+
+    @property
+    def framing_errors(self) -> int:
+        """Binds dropped because a PDU's ``command_length`` could not be right."""
+        with self._lock:
+            return self._framing_errors
 
     async def wait_for(self, predicate: Callable[[SmscSimulator], bool], timeout: float = 30.0,
                        what: str = "condition") -> None:
@@ -373,6 +384,14 @@ class SmscSimulator(Served):
             while True:
                 header = await reader.readexactly(16)
                 length, command_id, status, sequence = _HEADER.unpack(header)
+                if not 16 <= length <= MAX_PDU:
+                    # out of step with the client's framing (a PDU longer than its header says, as
+                    # smpp34 1.5.0 writes a refused deliver_sm_resp): say so and drop the bind
+                    writer.write(pack(GENERIC_NACK, ESME_RINVCMDLEN, sequence))
+                    await writer.drain()
+                    with self._lock:
+                        self._framing_errors += 1
+                    return
                 body = await reader.readexactly(length - 16) if length > 16 else b""
                 if session is not None and session.dropped:
                     return  # read after the drop: never seen by this SMSC
