@@ -1,4 +1,4 @@
-"""The gateway's pure parts: cache, phone numbers, body decoding, views, command rebuilding."""
+"""The gateway's pure parts: phone numbers, body decoding, views, command rebuilding."""
 
 from __future__ import annotations
 
@@ -8,25 +8,12 @@ import msgspec
 import pytest
 
 from postwire_contracts.messages import SendSms
-from postwire_gateway.cache import TtlCache
 from postwire_gateway.decoding import decode_body, int_param
 from postwire_gateway.outbox import send_command
 from postwire_gateway.phones import normalise_phone
 from postwire_gateway.sms_models import SendSmsRequest
 from postwire_gateway.views import iso, pagination, timeline_view
 from postwire_platform.errors import ApiError
-
-
-def test_cache_expires_and_evicts_the_least_recently_used() -> None:
-    now = [0.0]
-    cache: TtlCache[str, int] = TtlCache(5, max_entries=2, now=lambda: now[0])
-    cache.put("a", 1)
-    cache.put("b", 2)
-    assert cache.get("a") == 1  # "b" is now the least recently used
-    cache.put("c", 3)
-    assert (cache.get("a"), cache.get("b"), cache.get("c")) == (1, None, 3)
-    now[0] = 5.0
-    assert cache.get("a") is None and len(cache) == 1
 
 
 @pytest.mark.parametrize(("raw", "expected"), [

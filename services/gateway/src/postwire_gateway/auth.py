@@ -1,7 +1,8 @@
 """API key authentication: ``Authorization: Bearer <key>`` to a tenant, a mode and scopes.
 
 Key records are cached in-process for a few seconds, so a busy client costs no MongoDB round trip for
-authentication; a revoked key or a suspended tenant takes effect within that TTL.
+authentication (a key in use is renewed in the background before it expires, and the requests that
+miss it together share one lookup); a revoked key or a suspended tenant takes effect within that TTL.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ from litestar import Request
 from litestar.connection import ASGIConnection
 
 from postwire_platform import tenancy
+from postwire_platform.cache import TtlCache
 from postwire_platform.errors import ApiError
 from postwire_platform.mongo import Document
 from postwire_platform.service import Runtime
 
 from .availability import mongo_guard
-from .cache import TtlCache
 from .ratelimit import SCOPE_KEY, RateLimiter
 
 
@@ -75,15 +76,9 @@ class Authenticator:
         self._cache.discard(key_hash)
 
     async def _lookup(self, key: str) -> Document | None:
-        hashed = tenancy.hash_key(key)
-        cached = self._cache.get(hashed)
-        if cached is not None:
-            return cached
         async with mongo_guard("authentication"):
-            record = await tenancy.find_key(self._runtime.db, key)
-        if record is not None:
-            self._cache.put(hashed, record)
-        return record
+            return await self._cache.get_or_load(
+                tenancy.hash_key(key), lambda: tenancy.find_key(self._runtime.db, key))
 
 
 def bearer_key(header: str | None) -> str:

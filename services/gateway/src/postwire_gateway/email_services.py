@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import dns.asyncresolver
 
+from postwire_platform.cache import TtlCache
 from postwire_platform.dns_resolver import make_resolver
 from postwire_platform.errors import ApiError
 from postwire_platform.mongo import DOMAINS
@@ -17,7 +18,6 @@ from postwire_platform.secrets_at_rest import Keyring
 from postwire_platform.service import Runtime
 
 from .availability import mongo_guard
-from .cache import TtlCache
 from .context import Gateway
 from .settings import GatewaySettings
 from .template_store import TemplateStore
@@ -46,18 +46,19 @@ class VerifiedDomains:
 
     async def require(self, tenant_id: str, domain: str, *, field: str = "from") -> None:
         """Return if verified, else 422 ``domain_not_verified`` naming ``field``."""
-        if self._ok.get((tenant_id, domain)):
-            return
-        async with mongo_guard("sending domain check"):
+        async def verified() -> bool:
             found = await self._runtime.db[DOMAINS].find_one(
                 {"tenant_id": tenant_id, "domain": {"$in": parent_domains(domain)},
                  "status": "verified"}, projection=["_id"])
-        if found is None:
+            return found is not None
+
+        async with mongo_guard("sending domain check"):
+            ok = await self._ok.get_or_load((tenant_id, domain), verified)
+        if not ok:
             raise ApiError(422, "domain_not_verified",
                            f"{domain} is not a verified sending domain of this account; add it "
                            "with POST /v1/domains and verify its DNS records (test keys may send "
                            "from any domain)", field=field)
-        self._ok.put((tenant_id, domain), True)
 
 
 @dataclass

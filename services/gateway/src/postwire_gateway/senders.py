@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from postwire_platform import tenancy
+from postwire_platform.cache import TtlCache
 from postwire_platform.errors import ApiError
 from postwire_platform.service import Runtime
 
 from .availability import mongo_guard
-from .cache import TtlCache
 
 
 class SenderIds:
@@ -20,13 +20,11 @@ class SenderIds:
     async def require_approved(self, tenant_id: str, sender_id: str, *,
                                field: str = "senderId") -> None:
         """Return if approved for the tenant, else 422 ``sender_id_not_approved`` naming ``field``."""
-        key = (tenant_id, sender_id)
-        if self._approved.get(key):
-            return
         async with mongo_guard("sender id check"):
-            approved = await tenancy.sender_id_approved(self._runtime.db, tenant_id, sender_id)
+            approved = await self._approved.get_or_load(
+                (tenant_id, sender_id),
+                lambda: tenancy.sender_id_approved(self._runtime.db, tenant_id, sender_id))
         if not approved:
             raise ApiError(422, "sender_id_not_approved",
                            f"sender id {sender_id!r} is not approved for this account; request it "
                            "with POST /v1/sms/sender-id-requests", field=field)
-        self._approved.put(key, True)

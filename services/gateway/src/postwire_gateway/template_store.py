@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from postwire_platform.cache import TtlCache
 from postwire_platform.errors import ApiError
 from postwire_platform.mongo import TEMPLATE_VERSIONS, TEMPLATES, Document
 from postwire_platform.service import Runtime
@@ -28,7 +29,6 @@ from postwire_templating import (
 )
 
 from .availability import mongo_guard
-from .cache import TtlCache
 
 CHANNELS = ("email", "sms", "whatsapp")
 

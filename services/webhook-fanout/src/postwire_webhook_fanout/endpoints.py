@@ -7,15 +7,14 @@ deliveries are recorded as failed attempts and retried rather than silently drop
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from postwire_platform.cache import TtlCache
 from postwire_platform.clock import utcnow
 from postwire_platform.mongo import WEBHOOK_ENDPOINTS, Document
 from postwire_platform.secrets_at_rest import Keyring, SecretError
@@ -50,6 +49,10 @@ class Endpoint:
         return [s.secret for s in self.secrets if s.expires_at is None or s.expires_at > now]
 
 
+def _always(_: object) -> bool:
+    return True
+
+
 def _endpoint(doc: Document, keyring: Keyring) -> Endpoint:
     secrets: tuple[SigningSecret, ...] = ()
     error = None
@@ -65,30 +68,23 @@ def _endpoint(doc: Document, keyring: Keyring) -> Endpoint:
 
 
 class EndpointCache:
-    """A tenant's enabled endpoints, re-read at most every ``ttl`` seconds."""
+    """A tenant's enabled endpoints, re-read at most every ``ttl`` seconds: one query however many
+    ask, and a busy tenant's list is renewed in the background before it expires, so deliveries do
+    not wait for the database at each expiry."""
 
     def __init__(self, db: AsyncDatabase[Document], keyring: Keyring, ttl: float) -> None:
         self._collection = db[WEBHOOK_ENDPOINTS]
         self._keyring = keyring
-        self._ttl = ttl
-        self._cached: dict[str, tuple[float, list[Endpoint]]] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._cached: TtlCache[str, list[Endpoint]] = TtlCache(ttl)
 
     async def for_tenant(self, tenant_id: str) -> list[Endpoint]:
-        """The tenant's enabled endpoints (one query per tenant and ``ttl``, however many ask)."""
-        hit = self._cached.get(tenant_id)
-        if hit is not None and hit[0] > time.monotonic():
-            return hit[1]
-        lock = self._locks.setdefault(tenant_id, asyncio.Lock())
-        async with lock:
-            hit = self._cached.get(tenant_id)
-            if hit is not None and hit[0] > time.monotonic():
-                return hit[1]
+        """The tenant's enabled endpoints (an empty list is kept too)."""
+        async def load() -> list[Endpoint]:
             cursor = self._collection.find({"tenant_id": tenant_id, "enabled": True},
                                            projection=_FIELDS)
-            endpoints = [_endpoint(doc, self._keyring) async for doc in cursor]
-            self._cached[tenant_id] = (time.monotonic() + self._ttl, endpoints)
-            return endpoints
+            return [_endpoint(doc, self._keyring) async for doc in cursor]
+
+        return await self._cached.get_or_load(tenant_id, load, keep=_always) or []
 
     async def find(self, tenant_id: str, endpoint_id: str) -> Endpoint | None:
         """The tenant's endpoint ``endpoint_id`` if it is still enabled."""
@@ -105,4 +101,4 @@ class EndpointCache:
         await self._collection.update_one(
             {"_id": endpoint.id, "tenant_id": endpoint.tenant_id},
             {"$set": {"enabled": False, "disabled_reason": reason, "disabled_at": utcnow()}})
-        self._cached.pop(endpoint.tenant_id, None)
+        self._cached.discard(endpoint.tenant_id)
