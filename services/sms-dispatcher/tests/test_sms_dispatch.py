@@ -19,7 +19,7 @@ from postwire_platform.broker import EXCHANGE, Publisher, dead_queue
 from postwire_platform.clock import utcnow
 from postwire_platform.mongo import DISPATCHES, OPT_OUTS, Document
 from postwire_sms_dispatcher import app as sms_app
-from postwire_sms_dispatcher.carrier import HttpCarrier
+from postwire_sms_dispatcher.carrier import HttpCarrier, SubmitRequest, SubmitResult
 from postwire_sms_dispatcher.claims import Claims
 from postwire_sms_dispatcher.dispatch import Carriers, DispatchConfig, Dispatcher
 from postwire_sms_dispatcher.routes import HttpRoute, RoutingTable
@@ -284,3 +284,67 @@ async def test_the_carrier_gets_the_message_before_processing_is_confirmed_and_e
         await tap.wait_for(cmd.message_id, Status.SENT)
     assert [e.status for e in tap.of(cmd.message_id)] == [Status.PROCESSING, Status.SENT]
     assert fake.count_for(cmd.message_id) == 1
+
+
+class GatedCarrier:
+    """A carrier that answers when the test lets it."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.answered = False
+
+    async def submit(self, request: SubmitRequest) -> SubmitResult:
+        await self.release.wait()
+        self.answered = True
+        return SubmitResult(carrier_id=f"gc-{request.message_id}")
+
+
+class Noting:
+    """The real publisher, noting for each status event whether the carrier had answered then."""
+
+    def __init__(self, inner: Publisher, carrier: GatedCarrier) -> None:
+        self.inner = inner
+        self.carrier = carrier
+        self.noted: list[tuple[Status, bool]] = []
+
+    async def publish(self, message: msgspec.Struct, routing_key: str, *,
+                      message_id: str | None = None, headers: dict[str, Any] | None = None) -> None:
+        if isinstance(message, StatusEvent):
+            self.noted.append((message.status, self.carrier.answered))
+        await self.inner.publish(message, routing_key, message_id=message_id, headers=headers)
+
+    async def delay(self, message: msgspec.Struct, target_queue: str, seconds: float, *,
+                    message_id: str | None = None) -> None:
+        await self.inner.delay(message, target_queue, seconds, message_id=message_id)
+
+
+@pytest.mark.parametrize("carrier_answers_within_the_hold", [True, False])
+async def test_processing_goes_out_with_the_outcome_unless_the_carrier_is_slow(
+        tap: EventTap, db: AsyncDatabase[Document], carrier_answers_within_the_hold: bool) -> None:
+    # PROCESSING waits for SENT so both land in the timeline in one write; a slow carrier does not
+    # keep the customer from hearing PROCESSING for longer than the hold
+    carrier = GatedCarrier()
+    sink = Noting(tap.publisher, carrier)
+    table = RoutingTable(routes={"gated": HttpRoute(url="http://127.0.0.1:9")}, default=["gated"])
+    dispatcher = Dispatcher(
+        Claims(db[DISPATCHES], "worker-a", 30.0), sink,
+        Carriers(sandbox=carrier, routes={"gated": carrier}, table=table),
+        DispatchConfig(dlr_callback_url="http://127.0.0.1:9/dlr", dlr_token="t",
+                       retry_delays=[0.2], recheck_seconds=1.0, processing_hold=0.5))
+    cmd = command()
+    handler = asyncio.create_task(dispatcher.dispatch(cmd))
+    if carrier_answers_within_the_hold:
+        await asyncio.sleep(0.1)
+        assert sink.noted == []  # PROCESSING is held for the outcome
+        carrier.release.set()
+    else:
+        await tap.wait_for(cmd.message_id, Status.PROCESSING, timeout=5)
+        assert sink.noted == [(Status.PROCESSING, False)]  # out on its own, the carrier still busy
+        carrier.release.set()
+    await asyncio.wait_for(handler, 10)
+    await tap.wait_for(cmd.message_id, Status.SENT)
+    assert sink.noted == [(Status.PROCESSING, carrier_answers_within_the_hold), (Status.SENT, True)]
+    assert [e.status for e in tap.of(cmd.message_id)] == [Status.PROCESSING, Status.SENT]
+    [processing] = tap.of(cmd.message_id, Status.PROCESSING)
+    claim = await db[DISPATCHES].find_one({"_id": cmd.message_id})
+    assert claim is not None and processing.occurred_at == claim["created_at"]  # the claim's time

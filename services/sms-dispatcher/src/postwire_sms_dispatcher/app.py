@@ -109,6 +109,7 @@ def create_app(settings: SmsDispatcherSettings, *, carrier: SmsCarrier | None = 
         dlr_callback_url=settings.sms_dlr_callback_url, dlr_token=settings.sms_dlr_token,
         retry_delays=list(settings.sms_retry_delays),
         recheck_seconds=settings.lease_recheck_seconds,
+        processing_hold=settings.sms_processing_hold_seconds,
     )
     owner = instance_id()
 

@@ -9,6 +9,7 @@ events (same ``event_id``) without calling the carrier again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -103,6 +104,8 @@ class DispatchConfig:
     dlr_token: str
     retry_delays: list[float]
     recheck_seconds: float
+    processing_hold: float = 0.2
+    """Seconds PROCESSING waits for the outcome to go out with it (see ``Dispatcher.dispatch``)."""
 
 
 class Dispatcher:
@@ -118,15 +121,19 @@ class Dispatcher:
         self._config = config
         self._clock = clock
         self._opt_outs = opt_outs or NoOptOuts()
-        self._announcing: dict[str, asyncio.Future[None]] = {}
-        """message id → its PROCESSING publish while in flight (later events wait for it)."""
+        self._announcing: dict[str, tuple[asyncio.Event, asyncio.Future[None]]] = {}
+        """message id → (the signal that lets its PROCESSING go, that publish) while in flight;
+        a later event gives the signal and waits for the publish."""
 
     async def dispatch(self, cmd: SendSms) -> None:
         """Handle one delivery of ``cmd``; returning normally means it may be acked.
 
         Two round trips are kept off the way to the carrier: the opt-out lookup runs alongside the
-        claim, and PROCESSING is published alongside the submit (every later event of the message
-        waits for its confirm, so a customer still hears of them in order).
+        claim, and PROCESSING is not published before the submit. It waits for the outcome, at most
+        ``processing_hold`` seconds, and goes out right before it (every later event of the message
+        waits for its confirm, so a customer still hears of them in order): the two reach reporting
+        together and land in the timeline in one write instead of two. When the carrier takes
+        longer, PROCESSING goes out on its own after the hold; its time is the claim's either way.
         """
         opt_out = asyncio.ensure_future(self._opt_outs.opted_out(cmd.tenant_id, cmd.to))
         try:
@@ -141,13 +148,17 @@ class Dispatcher:
                          extra={"message_id": cmd.message_id, "owner": claim.doc.get("owner")})
                 await self._sink.delay(cmd, send_queue(cmd), self._config.recheck_seconds)
                 return
-            processing = asyncio.ensure_future(self._publish(processing_event(cmd, claim.doc)))
-            self._announcing[cmd.message_id] = processing
+            go = asyncio.Event()
+            processing = asyncio.ensure_future(
+                self._announce(processing_event(cmd, claim.doc), go))
+            announcing = self._announcing[cmd.message_id] = (go, processing)
             try:
                 await self._submit(cmd, claim, opt_out)
+                go.set()
                 await processing
             finally:
-                if self._announcing.get(cmd.message_id) is processing:
+                go.set()
+                if self._announcing.get(cmd.message_id) is announcing:
                     del self._announcing[cmd.message_id]
                 await _settle(processing)
         finally:
@@ -254,10 +265,18 @@ class Dispatcher:
         await self._publish(processing_event(cmd, doc))
         await self._publish(outcome_event(cmd, doc))
 
+    async def _announce(self, processing: StatusEvent, go: asyncio.Event) -> None:
+        """Publish PROCESSING once the outcome is ready (``go``), or after the hold."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(go.wait(), self._config.processing_hold)
+        await self._publish(processing)
+
     async def _publish(self, event: StatusEvent) -> None:
         announcing = self._announcing.get(event.message_id or "")
         if announcing is not None and event.status is not Status.PROCESSING:
-            await asyncio.shield(announcing)  # PROCESSING is confirmed before any later event
+            go, processing = announcing
+            go.set()
+            await asyncio.shield(processing)  # PROCESSING is confirmed before any later event
         await self._sink.publish(event, topology.status_key(Channel.SMS), message_id=event.event_id)
 
 

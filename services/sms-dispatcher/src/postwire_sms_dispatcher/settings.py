@@ -33,6 +33,9 @@ class SmsDispatcherSettings(CommonSettings, frozen=True, kw_only=True):
     """Carrier routes (``SMS_ROUTES`` JSON, see ``routes.py``); unset: ``SMS_CARRIER_URL`` alone."""
     otp_prefetch: Annotated[int, msgspec.Meta(ge=1)] = 20
     """Unacked OTPs per process on the OTP lane (``sms-dispatcher.send.otp``)."""
+    sms_processing_hold_seconds: Annotated[float, msgspec.Meta(ge=0, le=5)] = 0.2
+    """How long a message's PROCESSING event waits for its SENT or FAILED to go out with it (one
+    timeline write instead of two); a slower carrier gets PROCESSING on its own after this."""
 
     def routing(self) -> RoutingTable:
         """``SMS_ROUTES``, or the single HTTP route of ``SMS_CARRIER_URL`` (none if that is empty)."""

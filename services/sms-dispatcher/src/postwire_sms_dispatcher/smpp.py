@@ -1,11 +1,22 @@
 """The SMPP carrier adapter on ``smpp34``: transceiver binds, reconnect with backoff, window, throughput.
 
-Library choice (tried all three): ``smpp34`` (Rust core, asyncio API) frames, windows and answers
-``enquire_link`` in its core and gives one awaitable result per ``submit_sm``; ``aiosmpplib`` has no
-window and reports results through a queue-and-hook model with in-memory correlation; ``smpplib`` is
-blocking sockets and threads. One limit of ``smpp34``: it acknowledges a ``deliver_sm`` as it queues it
-for us, before we publish it, so ``inbound_capacity`` is kept small (a full buffer makes it NAK, and the
-SMSC retries later) and receipts are published at once.
+Library choice (tried all three): ``smpp34`` (Rust core, asyncio API) frames PDUs and answers
+``enquire_link`` in its core and gives one awaitable result per ``submit_sm`` (its ``window_size`` is
+not relied on: each bind's ``PriorityGate`` keeps the window); ``aiosmpplib`` has no window and reports
+results through a queue-and-hook model with in-memory correlation; ``smpplib`` is blocking sockets and
+threads.
+
+Two limits of ``smpp34`` (1.5.0) shape the reading side. It acknowledges a ``deliver_sm`` as it queues it
+for us, before we publish it. And when that queue is full it answers ESME_RMSGQFUL with a
+``deliver_sm_resp`` one octet longer than its ``command_length`` (the NUL of an empty message_id is
+written but not counted), which throws the SMSC's framing out of step: from then on the SMSC reads
+nothing sensible on the bind (our own simulator waits for a PDU that never completes), while the session
+still looks alive to us, so every submit in flight times out and is retried, a duplicate when the
+carrier had taken it. So a bind never stops reading: each event gets a task of its own at once,
+however long the handlers take (a receipt waits for its message's SENT event, a lookup for a busy
+database), and the queue has room for the event loop's pauses. The receipts taken but not yet
+published are counted in ``postwire_smpp_receipts_in_hand``; on shutdown the binds are closed after the
+in-flight submits, and the handlers get a grace period to publish.
 
 A message goes out as one ``submit_sm`` per part (UDH concatenation, ``esm_class`` 0x40), each with
 ``registered_delivery`` 1. Parts already accepted are remembered per message for the process's life, so
@@ -48,6 +59,8 @@ DeliverHandler = Callable[[str, smpp34.DeliverSmEvent], Awaitable[None]]
 
 BINDS_UP = Gauge("postwire_smpp_binds_up", "SMPP binds currently bound", ["route"])
 SUBMITS = Counter("postwire_smpp_submits_total", "submit_sm by outcome", ["route", "outcome"])
+IN_HAND = Gauge("postwire_smpp_receipts_in_hand",
+                "deliver_sm received (acknowledged to the SMSC) and not yet handled", ["route"])
 
 # command_status values that mean "not now" rather than "never" (SMPP 3.4 section 5.1.3)
 TRANSIENT_STATUS: dict[int, str] = {
@@ -60,8 +73,9 @@ PERMANENT_STATUS: dict[int, str] = {
     0x62: "invalid_validity_period",
 }
 _REMEMBERED = 50_000
-_DELIVER_CONCURRENCY = 64
-_INBOUND_CAPACITY = 256
+_INBOUND_CAPACITY = 16_384
+"""Events smpp34 holds for ``next()``: room for the event loop's pauses, never meant to fill (see the
+module docstring for what a full queue does to the session)."""
 
 
 def ton_npi(address: str) -> tuple[int, int, str]:
@@ -97,7 +111,6 @@ class Bind:
         self._client: Any = None
         self._task: asyncio.Task[None] | None = None
         self._handlers: set[asyncio.Task[None]] = set()
-        self._deliver_slots = asyncio.Semaphore(_DELIVER_CONCURRENCY)
         self._closing = False
         self.bound = asyncio.Event()
         self.connects = 0
@@ -141,20 +154,23 @@ class Bind:
                 if isinstance(event, smpp34.Disconnected):
                     log.warning("smpp bind lost", extra={"route": self.name, "bind": self.index})
                     return
-                await self._deliver_slots.acquire()
+                # never wait here: a reader that stops lets smpp34's queue fill (module docstring)
                 task = asyncio.create_task(self._deliver(event))
                 self._handlers.add(task)
-                task.add_done_callback(self._handlers.discard)
+                IN_HAND.labels(self.name).inc()
+                task.add_done_callback(self._handled)
         finally:
             BINDS_UP.labels(self.name).dec()
+
+    def _handled(self, task: asyncio.Task[None]) -> None:
+        self._handlers.discard(task)
+        IN_HAND.labels(self.name).dec()
 
     async def _deliver(self, event: smpp34.DeliverSmEvent) -> None:
         try:
             await self._on_deliver(self.name, event)
         except Exception:  # a receipt must not take the bind down; the handler logs the details
             log.exception("deliver_sm handling failed", extra={"route": self.name})
-        finally:
-            self._deliver_slots.release()
 
     async def _down(self) -> None:
         self.bound.clear()
