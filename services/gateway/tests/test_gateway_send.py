@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from litestar.testing import AsyncTestClient
+from litestar import Litestar
+from litestar.testing import AsyncTestClient, TestClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from postwire_contracts import topology
@@ -209,3 +212,36 @@ async def test_an_oversized_request_is_413(client: Client, tenant: Tenant,
                                  json=payload(body="x" * 1_100_000))
     _error(response, 413, "payload_too_large")
     assert await db["messages"].count_documents({}) == 0
+
+
+async def test_an_otp_is_stored_while_a_bulk_group_insert_is_still_under_way(
+        app: Litestar, tenant: Tenant, db: AsyncDatabase[Document]) -> None:
+    # the OTP's insert goes beside the bulk group in flight, not after it. Litestar's test client runs
+    # the app on a loop of its own and blocks the caller per request, so each request is sent from a
+    # thread of its own and the held insert is signalled with threading events.
+    held, release = threading.Event(), threading.Event()
+    with TestClient(app) as http:
+        inserter = app.state.gateway.acceptor._inserter
+        real = inserter._insert_many
+
+        async def slow(docs: list[Document]) -> list[BaseException | None]:
+            held.set()
+            while not release.is_set():
+                await asyncio.sleep(0.01)
+            return await real(docs)
+
+        inserter._insert_many = slow
+        bulk = asyncio.ensure_future(asyncio.to_thread(
+            http.post, "/v1/sms/send", headers=tenant.auth(),
+            json=payload(body="Your order has shipped")))
+        try:
+            assert await asyncio.to_thread(held.wait, 10)
+            otp = await asyncio.wait_for(asyncio.to_thread(  # old code: stuck behind the bulk
+                http.post, "/v1/sms/send", headers=tenant.auth(), json=payload(flow="OTP")), 10)
+            assert otp.status_code == 201 and not bulk.done()
+            stored = await db["messages"].find_one({"_id": otp.json()["data"]["id"]})
+            assert stored is not None and stored["flow"] == "OTP"
+        finally:
+            release.set()
+        done = await asyncio.wait_for(bulk, 10)
+        assert done.status_code == 201

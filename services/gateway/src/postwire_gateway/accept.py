@@ -112,6 +112,9 @@ class Acceptor:
         self._runtime = runtime
         self._marker = marker
         self._inserter = GroupInserter(runtime)
+        self._otp_inserter = GroupInserter(runtime)
+        """OTPs are stored in group inserts of their own, beside the bulk ones rather than after
+        the one in flight."""
 
     def require_broker(self) -> None:
         """503 before anything is written when RabbitMQ is known to be down."""
@@ -127,7 +130,9 @@ class Acceptor:
     async def accept_many(self, batch: Sequence[Prepared]) -> list[ApiError | None]:
         """Store and publish ``batch``; per message None when accepted or the 503 that refused it."""
         self.require_broker()
-        stored = await self._inserter.insert([p.doc for p in batch])
+        otp = all(getattr(p.command, "flow", None) == "OTP" for p in batch)
+        inserter = self._otp_inserter if otp else self._inserter
+        stored = await inserter.insert([p.doc for p in batch])
         results: list[ApiError | None] = [None] * len(batch)
         to_publish: list[int] = []
         for i, error in enumerate(stored):
