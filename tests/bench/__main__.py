@@ -29,12 +29,14 @@ from postwire_testing.system import DevSystem
 from . import email, rates, raw, report, sms, whatsapp
 from .observe import Hooks, QueueSampler, TimedSmsc
 from .profile import Profiler
-from .stats import children, cpu_seconds, machine_info, rss_kib, self_cpu_seconds
+from .stats import broker_pid, children, cpu_seconds, machine_info, rss_kib, self_cpu_seconds
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = Path(__file__).resolve().parent / "results"
 PROGRAMS = ("gateway", "provider-ingest", "email-dispatcher", "sms-dispatcher",
             "whatsapp-dispatcher", "webhook-fanout", "reporting", "mongodb")
+BROKER = "rabbitmq"
+"""The broker's row: the whole RabbitMQ server (every vhost), when it runs on this machine."""
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,10 @@ async def run_system(plan: Plan, dev: DevSystem, smsc: TimedSmsc, receiver: Webh
                    str(dev.state_dir), receiver.url)
     pids = service_pids(dev)
     result["service_children"] = {n: children(p) for n, p in pids.items() if children(p)}
+    ours = dict(pids)  # what py-spy can sample: our services and the database server
+    broker = broker_pid()
+    if broker is not None:
+        pids[BROKER] = broker
     await smsc.wait_for(lambda s: s.bound >= plan.smpp_binds, timeout=60, what="binds")
     await asyncio.sleep(5.0)  # start-up settles (and webhook-fanout re-reads endpoints) before idle
     idle = snapshot(pids)
@@ -136,7 +142,7 @@ async def run_system(plan: Plan, dev: DevSystem, smsc: TimedSmsc, receiver: Webh
     await queues.start()
     bench = sms.Bench(gateway=info["gateway"], key=key, sender=info["sender_id"], smsc=smsc,
                       hooks=Hooks(receiver), queues=queues, mongodb_url=url, pids=pids,
-                      profiler=Profiler(profile, pids) if profile else None, db_profile=db_profile)
+                      profiler=Profiler(profile, ours) if profile else None, db_profile=db_profile)
     if db_profile:
         await bench.enable_db_profile()
     try:

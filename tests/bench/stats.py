@@ -51,6 +51,24 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # fields 14 and 15 of proc(5)
 
 
+def broker_pid() -> int | None:
+    """The RabbitMQ server's Erlang VM (``beam.smp`` running ``rabbit``) on this machine, if any.
+
+    It is not one of our processes and serves every vhost, but on this box it spends CPU on every
+    message the system moves, so the bench reports it beside the services."""
+    found: list[tuple[int, int]] = []
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if comm.read_text().strip() != "beam.smp":
+                continue
+            if b"rabbit" not in (comm.parent / "cmdline").read_bytes():
+                continue
+            found.append((rss_kib(int(comm.parent.name)) or 0, int(comm.parent.name)))
+        except (OSError, ValueError):
+            continue
+    return max(found)[1] if found else None  # the server, not a short-lived CLI VM
+
+
 def children(pid: int) -> list[int]:
     """Direct children of ``pid`` (all threads), to notice a service that forks workers."""
     out: list[int] = []
