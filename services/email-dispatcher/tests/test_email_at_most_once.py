@@ -3,7 +3,7 @@ aiosmtpd relay; the dispatcher driven directly, with its claim store failing as 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -81,3 +81,76 @@ async def test_an_answer_whose_record_failed_is_recorded_on_redelivery_not_resen
     claim = await db[EMAIL_DISPATCHES].find_one({"_id": cmd.message_id})
     assert claim is not None and claim["state"] == "sent" and claim["attempts"] == 1
     assert [e.status for e in events.events] == [Status.PROCESSING, Status.SENT]
+
+
+class LostAnswerClaims(Claims):
+    """Claims whose first ``mark_data`` is applied and then reported failed, and whose first
+    ``release`` fails: MongoDB stopping between its write and its answer, and staying down."""
+
+    lost_marks = 1
+    failed_releases = 1
+
+    async def mark_data(self, message_id: str, now: datetime) -> None:
+        await super().mark_data(message_id, now)
+        if self.lost_marks:
+            self.lost_marks -= 1
+            raise AutoReconnect("connection closed")
+
+    async def release(self, message_id: str, now: datetime, error: str) -> None:
+        if self.failed_releases:
+            self.failed_releases -= 1
+            raise AutoReconnect("connection refused (MongoDB down)")
+        await super().release(message_id, now, error)
+
+
+async def test_a_data_mark_whose_answer_was_lost_is_not_read_as_an_unknown_outcome(
+        db: AsyncDatabase[Document]) -> None:
+    """DATA is abandoned when its mark cannot be confirmed; the mark may be in the claim all the same,
+    and the take-over by the same process knows that nothing was sent, so it sends."""
+    events = Events()
+    with SmtpSink() as sink:
+        relay = RelayTransport("127.0.0.1", sink.port, tls="none", timeout=5.0)
+        dispatcher = Dispatcher(
+            LostAnswerClaims(db[EMAIL_DISPATCHES], "worker-1", lease=0.0), events,
+            Transports(sandbox=relay, live=relay), DomainKeys(db[DOMAINS], None, ttl=0.0, clock=utcnow),
+            Suppressions(db[SUPPRESSIONS]), DispatchConfig([1.0], 1.0, None))
+        cmd = command()
+        with pytest.raises(AutoReconnect):
+            await dispatcher.dispatch(cmd)  # the mark's answer lost, DATA abandoned, release failed
+        claim = await db[EMAIL_DISPATCHES].find_one({"_id": cmd.message_id})
+        assert claim is not None and claim["state"] == "processing" and claim["data_at"]
+        assert sink.messages_to("ada@example.com") == []
+        await dispatcher.dispatch(cmd)  # the redelivery takes the expired claim over
+        await relay.aclose()
+    assert len(sink.messages_to("ada@example.com")) == 1
+    claim = await db[EMAIL_DISPATCHES].find_one({"_id": cmd.message_id})
+    assert claim is not None and claim["state"] == "sent" and claim["attempts"] == 2
+    statuses = [(e.status, e.provider_status) for e in events.events]
+    assert statuses == [(Status.PROCESSING, None), (Status.PROCESSING, "deferred"),
+                        (Status.PROCESSING, None), (Status.SENT, "250")], statuses
+
+
+async def test_a_data_mark_written_by_another_owner_still_stops_a_resend(
+        db: AsyncDatabase[Document]) -> None:
+    """The lost-answer allowance covers only the mark this process wrote: a later mark by another
+    worker (which may have begun DATA) still ends the message ``outcome_unknown``."""
+    events = Events()
+    with SmtpSink() as sink:
+        relay = RelayTransport("127.0.0.1", sink.port, tls="none", timeout=5.0)
+        claims = LostAnswerClaims(db[EMAIL_DISPATCHES], "worker-1", lease=0.0)
+        dispatcher = Dispatcher(
+            claims, events,
+            Transports(sandbox=relay, live=relay), DomainKeys(db[DOMAINS], None, ttl=0.0, clock=utcnow),
+            Suppressions(db[SUPPRESSIONS]), DispatchConfig([1.0], 1.0, None))
+        cmd = command()
+        with pytest.raises(AutoReconnect):
+            await dispatcher.dispatch(cmd)
+        other = Claims(db[EMAIL_DISPATCHES], "worker-2", lease=0.0)
+        taken = await other.acquire(cmd.message_id, utcnow())
+        assert taken.kind == "owned"
+        await other.mark_data(cmd.message_id, utcnow() + timedelta(seconds=1))  # then worker-2 died
+        await dispatcher.dispatch(cmd)
+        await relay.aclose()
+    assert sink.messages_to("ada@example.com") == []
+    claim = await db[EMAIL_DISPATCHES].find_one({"_id": cmd.message_id})
+    assert claim is not None and claim["state"] == "failed" and claim["error_code"] == "outcome_unknown"

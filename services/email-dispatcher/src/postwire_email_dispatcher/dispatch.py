@@ -11,7 +11,9 @@ a suppressed recipient → FAILED ``suppressed`` without any SMTP.
 
 At most once across crashes: right before DATA the claim records ``data_at``. A claim taken over from a
 dead owner with ``data_at`` set ends FAILED ``outcome_unknown`` instead of being sent again (the server
-may have taken it; its answer was never recorded). A crash before DATA is retried as usual.
+may have taken it; its answer was never recorded). A crash before DATA is retried as usual. So is a
+``data_at`` this process wrote without hearing back (MongoDB went away with the write applied and its
+answer lost): DATA was not begun then, so the mark is known to be empty.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from postwire_contracts.email_events import EMAIL_HARD_BOUNCE, EMAIL_SOFT_BOUNCE
 from postwire_contracts.messages import SendEmail, StatusEvent
 from postwire_contracts.status import Channel, Status
 from postwire_platform.clock import Clock, utcnow
+from postwire_platform.marks import UnansweredMarks
 from postwire_platform.mongo import Document
 from postwire_platform.uncancellable import run_to_completion
 
@@ -92,6 +95,8 @@ class Dispatcher:
         self._unrecorded: dict[str, tuple[str, str, dict[str, Any]]] = {}
         """Outcomes known here whose claim update failed (MongoDB down): recorded on redelivery,
         instead of the take-over reading the claim's ``data_at`` as an unknown outcome."""
+        self._unanswered = UnansweredMarks()
+        """``data_at`` marks whose write failed here, so DATA was not begun."""
 
     async def dispatch(self, cmd: SendEmail) -> None:
         """Handle one delivery of ``cmd``; returning normally means it may be acked."""
@@ -110,7 +115,8 @@ class Dispatcher:
             return
         await self._publish(processing_event(cmd, claim.doc))
         transport = self._transports.live if cmd.live else self._transports.sandbox
-        if claim.doc.get("data_at") is not None:
+        data_at = claim.doc.get("data_at")
+        if data_at is not None and not self._unanswered.known_empty(cmd.message_id, data_at):
             await self._outcome_unknown(cmd, transport.name, claim.doc)
             return
         suppressed = await self._suppressions.find(cmd.tenant_id, cmd.to)
@@ -127,7 +133,8 @@ class Dispatcher:
         outgoing = Outgoing(message_id=cmd.message_id, tenant_id=cmd.tenant_id,
                             mail_from=envelope_sender(cmd, key), recipients=recipients,
                             data=composed.data, pixel_url=composed.pixel_url,
-                            before_data=lambda: self._claims.mark_data(cmd.message_id, self._clock()))
+                            before_data=lambda: self._unanswered.write(
+                                cmd.message_id, self._clock(), self._claims.mark_data))
         sent_fields = {"provider_message_id": composed.message_id_header,
                        "dkim_domain": key.domain if key else None, "skipped": sorted(suppressed)}
         # The SMTP transaction and the record of its answer: one step a closing channel cannot cut.
@@ -198,6 +205,7 @@ class Dispatcher:
             self._unrecorded[cmd.message_id] = (state, transport, fields)
             raise
         self._unrecorded.pop(cmd.message_id, None)
+        self._unanswered.forget(cmd.message_id)
         OUTCOMES.labels(outcome=str(doc.get("outcome", state)), transport=transport).inc()
         log.info("dispatched", extra={"message_id": cmd.message_id, "outcome": doc.get("outcome")})
         await self._after_finish(cmd, doc, republish=False)
