@@ -46,10 +46,12 @@ async def test_a_message_is_marked_once_its_delay_is_over_whoever_marked_it_firs
     now[0] = 102.0  # the first two are due; the one reporting marked stays marked
     assert await in_app(client, marker.flush) == 2
     assert await _published(db) == {"early": True, "late": False, "by-reporting": True}
+    assert marker.marked == 1  # "by-reporting" was not written again, only "early"
 
     now[0] = 103.0
     assert await in_app(client, marker.flush) == 1
     assert await _published(db) == {"early": True, "late": True, "by-reporting": True}
+    assert marker.marked == 2
 
 
 async def test_a_stopping_gateway_marks_what_it_holds_without_waiting(

@@ -19,10 +19,16 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from prometheus_client import Counter
+
 from postwire_platform.mongo import MESSAGES
 from postwire_platform.service import Runtime
 
 log = logging.getLogger(__name__)
+
+MARKED = Counter("postwire_gateway_published_marks",
+                 "Messages the gateway marked published itself: no status event had been recorded "
+                 "for them within the delay (reporting lagging, or the outbox's work)")
 
 
 class PublishedMarker:
@@ -40,6 +46,8 @@ class PublishedMarker:
         self._clock = clock
         self._pending: deque[tuple[float, str]] = deque()  # (due, message id), in order of due
         self._task: asyncio.Task[None] | None = None
+        self.marked = 0
+        """Messages this marker found still unmarked when due, and marked."""
 
     def add(self, message_id: str) -> None:
         """Queue ``message_id`` to be marked published once ``delay`` has passed."""
@@ -73,13 +81,15 @@ class PublishedMarker:
         if not batch:
             return 0
         try:
-            await self._runtime.db[MESSAGES].update_many(
+            result = await self._runtime.db[MESSAGES].update_many(
                 {"_id": {"$in": batch}, "published": False}, {"$set": {"published": True}})
         except Exception:  # keep them for the next round; the outbox covers a long outage
             log.warning("could not mark %d messages published; will retry", len(batch),
                         exc_info=True)
             pending.extendleft((now, message_id) for message_id in reversed(batch))
             return 0
+        self.marked += result.matched_count
+        MARKED.inc(result.matched_count)
         return len(batch)
 
     async def _run(self) -> None:
