@@ -3,6 +3,7 @@ aiosmtpd relay; the dispatcher driven directly, with its claim store failing as 
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,9 +17,10 @@ from postwire_contracts.status import Status
 from postwire_email_dispatcher.claims import Claims
 from postwire_email_dispatcher.dispatch import DispatchConfig, Dispatcher, Transports
 from postwire_email_dispatcher.stores import DomainKeys, Suppressions
-from postwire_email_dispatcher.transport import RelayTransport
+from postwire_email_dispatcher.transport import Accepted, Outgoing, RelayTransport
 from postwire_platform.clock import utcnow
 from postwire_platform.mongo import DOMAINS, EMAIL_DISPATCHES, SUPPRESSIONS, Document
+from postwire_platform.uncancellable import finish_detached
 from postwire_testing.smtp_sink import SmtpSink
 
 from .email_support import command
@@ -154,3 +156,55 @@ async def test_a_data_mark_written_by_another_owner_still_stops_a_resend(
     assert sink.messages_to("ada@example.com") == []
     claim = await db[EMAIL_DISPATCHES].find_one({"_id": cmd.message_id})
     assert claim is not None and claim["state"] == "failed" and claim["error_code"] == "outcome_unknown"
+
+
+class GatedRelay:
+    """The real relay transport, held at the door until the test lets the transaction through."""
+
+    name = "relay"
+
+    def __init__(self, inner: RelayTransport) -> None:
+        self.inner = inner
+        self.entered = asyncio.Event()
+        self.gate = asyncio.Event()
+
+    async def deliver(self, outgoing: Outgoing) -> Accepted:
+        self.entered.set()
+        await self.gate.wait()
+        return await self.inner.deliver(outgoing)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_a_handler_cancelled_during_the_smtp_transaction_still_records_its_answer(
+        db: AsyncDatabase[Document]) -> None:
+    """A closing channel cancels the handler mid-transaction (a broker restart); the transaction and
+    the record of its answer go on, so the redelivered command republishes SENT: not a second send,
+    and not ``outcome_unknown``."""
+    events = Events()
+    with SmtpSink() as sink:
+        relay = GatedRelay(RelayTransport("127.0.0.1", sink.port, tls="none", timeout=5.0))
+        dispatcher = Dispatcher(
+            Claims(db[EMAIL_DISPATCHES], "worker-1", lease=0.0), events,
+            Transports(sandbox=relay, live=relay), DomainKeys(db[DOMAINS], None, ttl=0.0, clock=utcnow),
+            Suppressions(db[SUPPRESSIONS]), DispatchConfig([1.0], 1.0, None))
+        cmd = command()
+        handler = asyncio.create_task(dispatcher.dispatch(cmd))
+        try:
+            await asyncio.wait_for(relay.entered.wait(), 10)
+            handler.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await handler
+            relay.gate.set()
+            await finish_detached(5)
+            claim = await db[EMAIL_DISPATCHES].find_one({"_id": cmd.message_id})
+            assert claim is not None and claim["state"] == "sent"
+            await dispatcher.dispatch(cmd)  # the redelivery
+        finally:
+            relay.gate.set()
+            await relay.aclose()
+    assert len(sink.messages_to("ada@example.com")) == 1
+    statuses = [e.status for e in events.events]
+    assert statuses == [Status.PROCESSING, Status.SENT, Status.PROCESSING, Status.SENT], statuses
+    assert events.events[1].event_id == events.events[3].event_id

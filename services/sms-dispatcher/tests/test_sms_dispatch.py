@@ -18,6 +18,7 @@ from postwire_contracts.status import Status
 from postwire_platform.broker import EXCHANGE, Publisher, dead_queue
 from postwire_platform.clock import utcnow
 from postwire_platform.mongo import DISPATCHES, OPT_OUTS, Document
+from postwire_platform.uncancellable import finish_detached
 from postwire_sms_dispatcher import app as sms_app
 from postwire_sms_dispatcher.carrier import HttpCarrier, SubmitRequest, SubmitResult
 from postwire_sms_dispatcher.claims import Claims
@@ -292,8 +293,10 @@ class GatedCarrier:
     def __init__(self) -> None:
         self.release = asyncio.Event()
         self.answered = False
+        self.submits = 0
 
     async def submit(self, request: SubmitRequest) -> SubmitResult:
+        self.submits += 1
         await self.release.wait()
         self.answered = True
         return SubmitResult(carrier_id=f"gc-{request.message_id}")
@@ -348,3 +351,35 @@ async def test_processing_goes_out_with_the_outcome_unless_the_carrier_is_slow(
     [processing] = tap.of(cmd.message_id, Status.PROCESSING)
     claim = await db[DISPATCHES].find_one({"_id": cmd.message_id})
     assert claim is not None and processing.occurred_at == claim["created_at"]  # the claim's time
+
+
+async def test_a_handler_cancelled_during_the_submit_still_records_the_carriers_answer(
+        tap: EventTap, db: AsyncDatabase[Document]) -> None:
+    """A closing channel cancels the handler mid-submit (a broker restart); the submit and the record
+    of its answer go on, so the redelivered command republishes SENT instead of submitting again."""
+    carrier = GatedCarrier()
+    table = RoutingTable(routes={"gated": HttpRoute(url="http://127.0.0.1:9")}, default=["gated"])
+    dispatcher = Dispatcher(
+        Claims(db[DISPATCHES], "worker-a", 0.0), tap.publisher,
+        Carriers(sandbox=carrier, routes={"gated": carrier}, table=table),
+        DispatchConfig(dlr_callback_url="http://127.0.0.1:9/dlr", dlr_token="t",
+                       retry_delays=[0.2], recheck_seconds=1.0))
+    cmd = command()
+    handler = asyncio.create_task(dispatcher.dispatch(cmd))
+    try:
+        await tap.wait_for(cmd.message_id, Status.PROCESSING, timeout=5)  # held past the hold
+        handler.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await handler
+        carrier.release.set()
+        await finish_detached(5)
+        claim = await db[DISPATCHES].find_one({"_id": cmd.message_id})
+        assert claim is not None and claim["state"] == "sent"
+        sent = await tap.wait_for(cmd.message_id, Status.SENT)
+        await dispatcher.dispatch(cmd)  # the redelivery; the lease (0 s) has long expired
+        again = await tap.wait_for(cmd.message_id, Status.SENT, count=2)
+    finally:
+        carrier.release.set()
+    assert carrier.submits == 1
+    assert again.event_id == sent.event_id and again.provider_message_id == "gc-" + cmd.message_id
+    assert not tap.of(cmd.message_id, Status.FAILED)
