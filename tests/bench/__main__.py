@@ -21,13 +21,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from postwire_cli.supervisor_conf import SERVICES
 from postwire_testing.receiver import WebhookReceiver
 from postwire_testing.servers import rabbit_vhost
 from postwire_testing.smtp_sink import SmtpSink
 from postwire_testing.system import DevSystem
 
 from . import email, rates, raw, report, sms, whatsapp
-from .observe import Hooks, QueueSampler, TimedSmsc
+from .observe import Hooks, QueueSampler, TimedSmsc, counter_delta, fanout_counters
 from .profile import Profiler
 from .stats import broker_pid, children, cpu_seconds, machine_info, rss_kib, self_cpu_seconds
 
@@ -145,25 +146,39 @@ async def run_system(plan: Plan, dev: DevSystem, smsc: TimedSmsc, receiver: Webh
                       profiler=Profiler(profile, ours) if profile else None, db_profile=db_profile)
     if db_profile:
         await bench.enable_db_profile()
+    fanout_url = f"http://127.0.0.1:{dev.base_port + SERVICES.index('webhook-fanout')}"
+    counters = await fanout_counters(fanout_url)
+
+    async def phase_counters(phase: str) -> None:
+        nonlocal counters
+        now = await fanout_counters(fanout_url)
+        result.setdefault("webhook_fanout_counters", {})[phase] = counter_delta(counters, now)
+        counters = now
+
     try:
         print(f"  warm-up: {plan.warmup} sends", flush=True)
         await bench.load("closed", 120, count=plan.warmup, in_flight=10, connections=10)
         result["warmup_drain"] = await bench.drain(plan.drain_timeout)
+        await phase_counters("warmup")
         sample = receiver.requests[:3]
         result["webhook_signatures_checked"] = len(receiver.verify_all(endpoint["secret"], sample))
         if "accept" in phases:
             result["accept"] = await sms.accept_levels(bench, plan.accept)
             result["accept_drain"] = await bench.drain(plan.drain_timeout)
+            await phase_counters("accept")
         if "paced" in phases:
             result["accept_paced"] = await sms.accept_paced(bench, plan.accept_rate,
                                                             plan.accept_rate_seconds)
             result["accept_paced_drain"] = await bench.drain(plan.drain_timeout)
+            await phase_counters("paced")
         if "e2e" in phases:
             result["e2e"] = await rates.fixed_rate(bench, plan.e2e_rate, plan.e2e_seconds,
                                                  plan.drain_timeout)
+            await phase_counters("e2e")
         if "burst" in phases:
             result["burst"] = await sms.burst(bench, plan.burst, plan.burst_in_flight,
                                               plan.drain_timeout)
+            await phase_counters("burst")
         if "email" in phases:
             email_key = cli(url, "keys", "create", "--tenant", info["tenant_id"], "--scopes",
                             "send:email,read:email", "--live", "--name", "bench email",
@@ -171,16 +186,19 @@ async def run_system(plan: Plan, dev: DevSystem, smsc: TimedSmsc, receiver: Webh
             sender = await email.verified_domain(bench, info["gateway"], info["api_key"])
             result["email"] = await email.fixed_rate(bench, sink, email_key, sender, plan.e2e_rate,
                                                      plan.e2e_seconds, plan.drain_timeout)
+            await phase_counters("email")
         if "whatsapp" in phases:
             wa_key = cli(url, "keys", "create", "--tenant", info["tenant_id"], "--scopes",
                          "send:whatsapp,read:whatsapp", "--live", "--name", "bench whatsapp",
                          "--rate-limit", "6000000/100000")["key"]
             result["whatsapp"] = await whatsapp.fixed_rate(bench, graph, wa_key, plan.e2e_rate,
                                                            plan.e2e_seconds, plan.drain_timeout)
+            await phase_counters("whatsapp")
         if "sustained" in phases:
             result["sustained"] = await rates.sustained(bench, plan.search_rates,
                                                       plan.search_seconds, plan.search_refine,
                                                       plan.drain_timeout)
+            await phase_counters("sustained")
     finally:
         await queues.stop()
     after = snapshot(pids)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aio_pika
+import httpx
 
 from postwire_contracts import topology
 from postwire_testing.receiver import WebhookReceiver
@@ -142,3 +143,31 @@ def slope(points: list[tuple[float, float]]) -> float:
     mv = sum(v for _, v in points) / n
     den = sum((t - mt) ** 2 for t, _ in points)
     return 0.0 if den == 0 else sum((t - mt) * (v - mv) for t, v in points) / den
+
+
+FANOUT_COUNTERS = ("postwire_webhook_set_aside_total", "postwire_webhook_first_attempts_total")
+
+
+async def fanout_counters(url: str) -> dict[str, float]:
+    """webhook-fanout's set-aside and first-attempt counters from its ``/metrics``, by label
+    (``set_aside:endpoint_busy``, ``first_attempts:inline``...); empty when it cannot be read."""
+    try:
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            text = (await client.get(f"{url}/metrics")).text
+    except httpx.HTTPError:
+        return {}
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        name, _, rest = line.partition("{")
+        if name not in FANOUT_COUNTERS:
+            continue
+        labels, _, value = rest.partition("} ")
+        label = labels.split('="', 1)[-1].rstrip('"')
+        short = name.removeprefix("postwire_webhook_").removesuffix("_total")
+        out[f"{short}:{label}"] = float(value)
+    return out
+
+
+def counter_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, int]:
+    return {k: int(v - before.get(k, 0.0)) for k, v in sorted(after.items())
+            if v - before.get(k, 0.0)}

@@ -186,6 +186,11 @@ def render(result: dict[str, Any]) -> str:
     once = result.get("exactly_once")
     if once:
         lines += ["", f"Exactly once: {once}"]
+    fanout = result.get("webhook_fanout_counters")
+    if fanout:
+        lines += ["", "webhook-fanout per phase (first attempts inline or from a job; jobs set aside "
+                      "through the defer queue, by reason)"]
+        lines += [f"  {phase:<10} {counts or '-'}" for phase, counts in fanout.items()]
 
     msgs = result.get("messages_through_system") or 1
     lines += ["", "Processes (RSS MiB idle → after load; CPU s over the whole load; ms CPU per message)",
