@@ -162,3 +162,51 @@ async def test_a_busy_fast_endpoint_is_waited_for_in_memory_a_slow_one_is_not() 
     gate.release("slow", failed=False, latency=2.0)
     assert await gate.acquire("slow", wait=1.0) == "go"
     assert await gate.acquire("slow", wait=1.0) == "busy"
+
+
+async def test_a_busy_fast_endpoint_has_its_own_cap_on_waiting_jobs() -> None:
+    """``waiters`` jobs wait in memory for a quick endpoint at its limit, in order; the next is set
+    aside at once (``busy``) rather than holding another consumer slot."""
+    gate = EndpointGate(limit=1, waiters=3, threshold=3, cooldown=10)
+    assert await gate.acquire("fast", wait=1.0) == "go"
+    gate.release("fast", failed=False, latency=0.01)
+    assert await gate.acquire("fast", wait=1.0) == "go"
+    waiting = [asyncio.create_task(gate.acquire("fast", wait=5.0)) for _ in range(3)]
+    await asyncio.sleep(0.05)
+    assert not any(w.done() for w in waiting)
+    assert await gate.acquire("fast", wait=5.0) == "busy"  # a fourth does not wait
+    for i in range(3):
+        gate.release("fast", failed=False, latency=0.01)
+        assert await waiting[i] == "go"
+        assert not any(w.done() for w in waiting[i + 1:])
+    gate.release("fast", failed=False, latency=0.01)
+
+
+async def test_a_freed_slot_goes_to_the_waiting_job_not_to_one_arriving_meanwhile() -> None:
+    gate = EndpointGate(limit=1, waiters=3, threshold=3, cooldown=10)
+    assert await gate.acquire("fast", wait=1.0) == "go"
+    gate.release("fast", failed=False, latency=0.01)
+    assert await gate.acquire("fast", wait=1.0) == "go"
+    waiting = asyncio.create_task(gate.acquire("fast", wait=5.0))
+    await asyncio.sleep(0.05)
+    gate.release("fast", failed=False, latency=0.01)
+    assert gate.admit("fast") == "busy"  # arrived before the waiter ran: the slot is the waiter's
+    assert await waiting == "go"
+    gate.release("fast", failed=False, latency=0.01)
+
+
+async def test_a_waiting_job_cancelled_after_a_slot_was_handed_over_passes_it_on() -> None:
+    gate = EndpointGate(limit=1, waiters=3, threshold=3, cooldown=10)
+    assert await gate.acquire("fast", wait=1.0) == "go"
+    gate.release("fast", failed=False, latency=0.01)
+    assert await gate.acquire("fast", wait=1.0) == "go"
+    first = asyncio.create_task(gate.acquire("fast", wait=5.0))
+    second = asyncio.create_task(gate.acquire("fast", wait=5.0))
+    await asyncio.sleep(0.05)
+    gate.release("fast", failed=False, latency=0.01)  # handed to the first...
+    first.cancel()  # ...whose consumer goes away before it runs
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert await second == "go"
+    gate.release("fast", failed=False, latency=0.01)
+    assert gate.admit("fast") == "go"  # no slot leaked

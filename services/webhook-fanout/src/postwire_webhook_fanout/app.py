@@ -120,6 +120,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                         "addresses")
         attempts = AttemptLog(rt.db, window=settings.attempt_flush_seconds)
         gate = EndpointGate(limit=settings.webhook_endpoint_concurrency,
+                            waiters=settings.webhook_busy_waiters,
                             threshold=settings.webhook_breaker_threshold,
                             cooldown=settings.webhook_breaker_cooldown)
         endpoints = EndpointCache(rt.db, keyring, settings.endpoint_cache_seconds)

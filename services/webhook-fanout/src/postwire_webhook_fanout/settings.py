@@ -33,7 +33,11 @@ class Settings(CommonSettings, frozen=True, kw_only=True):
     """Seconds an open breaker skips attempts before one probe is let through."""
     webhook_busy_wait: float = 0.5
     """How long a job waits in memory for a slot of an endpoint at its concurrency limit before it is
-    set aside (at most WEBHOOK_ENDPOINT_CONCURRENCY jobs wait per endpoint); 0 turns it off."""
+    set aside (at most WEBHOOK_BUSY_WAITERS jobs wait per endpoint); 0 turns it off."""
+    webhook_busy_waiters: int = 40
+    """Jobs that may wait in memory for one quick but busy endpoint (per replica), each holding a
+    consumer slot for at most WEBHOOK_BUSY_WAIT; the next ones are set aside for
+    WEBHOOK_DEFER_SECONDS. Keep it and WEBHOOK_ENDPOINT_CONCURRENCY well under PREFETCH."""
     webhook_inline_attempts: int = 50
     """First attempts made straight from the notification consumer at once, for endpoints that are
     quick (their last attempt answered without failure faster than WEBHOOK_BUSY_WAIT) and have a free
@@ -71,6 +75,7 @@ def validate(settings: Settings) -> None:
         ("WEBHOOK_BREAKER_COOLDOWN", settings.webhook_breaker_cooldown > 0, "must be > 0"),
         ("WEBHOOK_DEFER_SECONDS", settings.webhook_defer_seconds > 0, "must be > 0"),
         ("WEBHOOK_BUSY_WAIT", settings.webhook_busy_wait >= 0, "must be >= 0"),
+        ("WEBHOOK_BUSY_WAITERS", settings.webhook_busy_waiters >= 0, "must be >= 0"),
         ("WEBHOOK_INLINE_ATTEMPTS", settings.webhook_inline_attempts >= 0, "must be >= 0"),
         ("WEBHOOK_ORDER_WAIT", settings.webhook_order_wait >= 0, "must be >= 0"),
         ("WEBHOOK_ORDER_INLINE_WAIT", settings.webhook_order_inline_wait >= 0, "must be >= 0"),
