@@ -17,7 +17,7 @@ from postwire_contracts.status import Status
 from postwire_email_dispatcher.claims import Claims
 from postwire_email_dispatcher.dispatch import DispatchConfig, Dispatcher, Transports
 from postwire_email_dispatcher.stores import DomainKeys, Suppressions
-from postwire_email_dispatcher.transport import Accepted, Outgoing, RelayTransport
+from postwire_email_dispatcher.transport import Accepted, EmailTransport, Outgoing, RelayTransport
 from postwire_platform.clock import utcnow
 from postwire_platform.mongo import DOMAINS, EMAIL_DISPATCHES, SUPPRESSIONS, Document
 from postwire_platform.uncancellable import finish_detached
@@ -60,6 +60,14 @@ class Events:
         raise AssertionError("nothing is retried here")
 
 
+def direct_dispatcher(db: AsyncDatabase[Document], claims: Claims, events: Events,
+                      relay: EmailTransport) -> Dispatcher:
+    """The dispatcher driven directly: ``relay`` for every send, no DKIM key, one retry."""
+    return Dispatcher(claims, events, Transports(sandbox=relay, live=relay),
+                      DomainKeys(db[DOMAINS], None, ttl=0.0, clock=utcnow),
+                      Suppressions(db[SUPPRESSIONS]), DispatchConfig([1.0], 1.0, None))
+
+
 async def test_an_answer_whose_record_failed_is_recorded_on_redelivery_not_resent(
         db: AsyncDatabase[Document]) -> None:
     events = Events()
@@ -67,10 +75,7 @@ async def test_an_answer_whose_record_failed_is_recorded_on_redelivery_not_resen
         relay = RelayTransport("127.0.0.1", sink.port, tls="none", timeout=5.0)
         claims = FlakyClaims(db[EMAIL_DISPATCHES], "worker-1", lease=0.0)
         claims.sink, claims.mails_at_mark = sink, []
-        dispatcher = Dispatcher(
-            claims, events,
-            Transports(sandbox=relay, live=relay), DomainKeys(db[DOMAINS], None, ttl=0.0, clock=utcnow),
-            Suppressions(db[SUPPRESSIONS]), DispatchConfig([1.0], 1.0, None))
+        dispatcher = direct_dispatcher(db, claims, events, relay)
         cmd = command()
         with pytest.raises(AutoReconnect):
             await dispatcher.dispatch(cmd)  # delivered, but its outcome could not be written
@@ -112,10 +117,8 @@ async def test_a_data_mark_whose_answer_was_lost_is_not_read_as_an_unknown_outco
     events = Events()
     with SmtpSink() as sink:
         relay = RelayTransport("127.0.0.1", sink.port, tls="none", timeout=5.0)
-        dispatcher = Dispatcher(
-            LostAnswerClaims(db[EMAIL_DISPATCHES], "worker-1", lease=0.0), events,
-            Transports(sandbox=relay, live=relay), DomainKeys(db[DOMAINS], None, ttl=0.0, clock=utcnow),
-            Suppressions(db[SUPPRESSIONS]), DispatchConfig([1.0], 1.0, None))
+        claims = LostAnswerClaims(db[EMAIL_DISPATCHES], "worker-1", lease=0.0)
+        dispatcher = direct_dispatcher(db, claims, events, relay)
         cmd = command()
         with pytest.raises(AutoReconnect):
             await dispatcher.dispatch(cmd)  # the mark's answer lost, DATA abandoned, release failed
@@ -140,10 +143,7 @@ async def test_a_data_mark_written_by_another_owner_still_stops_a_resend(
     with SmtpSink() as sink:
         relay = RelayTransport("127.0.0.1", sink.port, tls="none", timeout=5.0)
         claims = LostAnswerClaims(db[EMAIL_DISPATCHES], "worker-1", lease=0.0)
-        dispatcher = Dispatcher(
-            claims, events,
-            Transports(sandbox=relay, live=relay), DomainKeys(db[DOMAINS], None, ttl=0.0, clock=utcnow),
-            Suppressions(db[SUPPRESSIONS]), DispatchConfig([1.0], 1.0, None))
+        dispatcher = direct_dispatcher(db, claims, events, relay)
         cmd = command()
         with pytest.raises(AutoReconnect):
             await dispatcher.dispatch(cmd)
@@ -185,10 +185,8 @@ async def test_a_handler_cancelled_during_the_smtp_transaction_still_records_its
     events = Events()
     with SmtpSink() as sink:
         relay = GatedRelay(RelayTransport("127.0.0.1", sink.port, tls="none", timeout=5.0))
-        dispatcher = Dispatcher(
-            Claims(db[EMAIL_DISPATCHES], "worker-1", lease=0.0), events,
-            Transports(sandbox=relay, live=relay), DomainKeys(db[DOMAINS], None, ttl=0.0, clock=utcnow),
-            Suppressions(db[SUPPRESSIONS]), DispatchConfig([1.0], 1.0, None))
+        claims = Claims(db[EMAIL_DISPATCHES], "worker-1", lease=0.0)
+        dispatcher = direct_dispatcher(db, claims, events, relay)
         cmd = command()
         handler = asyncio.create_task(dispatcher.dispatch(cmd))
         try:

@@ -164,13 +164,19 @@ async def test_a_busy_fast_endpoint_is_waited_for_in_memory_a_slow_one_is_not() 
     assert await gate.acquire("slow", wait=1.0) == "busy"
 
 
-async def test_a_busy_fast_endpoint_has_its_own_cap_on_waiting_jobs() -> None:
-    """``waiters`` jobs wait in memory for a quick endpoint at its limit, in order; the next is set
-    aside at once (``busy``) rather than holding another consumer slot."""
+async def busy_quick_endpoint() -> EndpointGate:
+    """A gate whose endpoint "fast" answered its last attempt quickly and has its one slot taken."""
     gate = EndpointGate(limit=1, waiters=3, threshold=3, cooldown=10)
     assert await gate.acquire("fast", wait=1.0) == "go"
     gate.release("fast", failed=False, latency=0.01)
     assert await gate.acquire("fast", wait=1.0) == "go"
+    return gate
+
+
+async def test_a_busy_fast_endpoint_has_its_own_cap_on_waiting_jobs() -> None:
+    """``waiters`` jobs wait in memory for a quick endpoint at its limit, in order; the next is set
+    aside at once (``busy``) rather than holding another consumer slot."""
+    gate = await busy_quick_endpoint()
     waiting = [asyncio.create_task(gate.acquire("fast", wait=5.0)) for _ in range(3)]
     await asyncio.sleep(0.05)
     assert not any(w.done() for w in waiting)
@@ -183,10 +189,7 @@ async def test_a_busy_fast_endpoint_has_its_own_cap_on_waiting_jobs() -> None:
 
 
 async def test_a_freed_slot_goes_to_the_waiting_job_not_to_one_arriving_meanwhile() -> None:
-    gate = EndpointGate(limit=1, waiters=3, threshold=3, cooldown=10)
-    assert await gate.acquire("fast", wait=1.0) == "go"
-    gate.release("fast", failed=False, latency=0.01)
-    assert await gate.acquire("fast", wait=1.0) == "go"
+    gate = await busy_quick_endpoint()
     waiting = asyncio.create_task(gate.acquire("fast", wait=5.0))
     await asyncio.sleep(0.05)
     gate.release("fast", failed=False, latency=0.01)
@@ -196,10 +199,7 @@ async def test_a_freed_slot_goes_to_the_waiting_job_not_to_one_arriving_meanwhil
 
 
 async def test_a_waiting_job_cancelled_after_a_slot_was_handed_over_passes_it_on() -> None:
-    gate = EndpointGate(limit=1, waiters=3, threshold=3, cooldown=10)
-    assert await gate.acquire("fast", wait=1.0) == "go"
-    gate.release("fast", failed=False, latency=0.01)
-    assert await gate.acquire("fast", wait=1.0) == "go"
+    gate = await busy_quick_endpoint()
     first = asyncio.create_task(gate.acquire("fast", wait=5.0))
     second = asyncio.create_task(gate.acquire("fast", wait=5.0))
     await asyncio.sleep(0.05)
