@@ -14,10 +14,21 @@ from pathlib import Path
 from typing import Any
 
 
+def _ephemeral_start() -> int:
+    """Where the kernel's ephemeral (outgoing) ports begin: a port there can be taken by any client
+    socket between our check and the service's bind."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port_block(count: int) -> int:
-    """The first of ``count`` consecutive free ports on 127.0.0.1."""
+    """The first of ``count`` consecutive free ports on 127.0.0.1, below the ephemeral range."""
+    top = min(40000, _ephemeral_start()) - count
     for _ in range(200):
-        base = random.randint(20000, 40000)
+        base = random.randint(min(20000, top - 1000), top)
         try:
             socks = []
             for offset in range(count):
