@@ -30,13 +30,12 @@ from postwire_testing.system import DevSystem
 from . import email, rates, raw, report, sms, whatsapp
 from .observe import Hooks, QueueSampler, TimedSmsc, counter_delta, fanout_counters
 from .profile import Profiler
-from .stats import broker_pid, children, cpu_seconds, machine_info, rss_kib, self_cpu_seconds
+from .stats import BROKER, broker_pid, children, cpu_seconds, machine_info, rss_kib, self_cpu_seconds
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = Path(__file__).resolve().parent / "results"
 PROGRAMS = ("gateway", "provider-ingest", "email-dispatcher", "sms-dispatcher",
             "whatsapp-dispatcher", "webhook-fanout", "reporting", "mongodb")
-BROKER = "rabbitmq"
 """The broker's row: the whole RabbitMQ server (every vhost), when it runs on this machine."""
 
 

@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .stats import BROKER
+
 
 def _ratio(value: float | None, limit: float | None) -> str:
     if not value or not limit:
@@ -61,7 +63,7 @@ def targets(result: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
                 f"{_n(paced.get('p99_ms'))} ms",
                 None if paced.get("p99_ms") is None else paced["p99_ms"] <= 15))
     idle = {n: p["rss_idle_kib"] for n, p in (result.get("processes") or {}).items()
-            if n not in ("mongodb", "rabbitmq") and p.get("rss_idle_kib")}
+            if n not in ("mongodb", BROKER) and p.get("rss_idle_kib")}
     worst = max(idle.values(), default=None)
     out.append(("each service ≤ 120 MB RSS idle",
                 f"max {worst / 1024:.1f} MiB" if worst else "-",
@@ -209,7 +211,7 @@ def render(result: dict[str, Any]) -> str:
               f"  {'SMSC+receiver':<20} {'':>7} {'':>9} {'':>9} {_n(side.get('cpu_s')):>9} "
               f"{_n(round(side['cpu_s'] * 1000 / msgs, 2) if side.get('cpu_s') else None):>7}",
               f"  ({msgs} messages through the system"
-              + ("; rabbitmq is the whole broker, every vhost" if "rabbitmq" in result["processes"]
+              + (f"; {BROKER} is the whole broker, every vhost" if BROKER in result["processes"]
                  else "") + ")"]
     ops = (result.get("e2e") or {}).get("service_cpu_s", {}).get("db_ops")
     if ops and e2e:

@@ -51,6 +51,10 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # fields 14 and 15 of proc(5)
 
 
+BROKER = "rabbitmq"
+"""The broker's row among the processes: the whole RabbitMQ node, every vhost."""
+
+
 def broker_pid() -> int | None:
     """The RabbitMQ server's Erlang VM (``beam.smp`` running ``rabbit``) on this machine, if any.
 
