@@ -12,7 +12,7 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import AutoReconnect
 
-from postwire_contracts.messages import StatusEvent
+from postwire_contracts.messages import SendEmail, StatusEvent
 from postwire_contracts.status import Status
 from postwire_email_dispatcher.claims import Claims
 from postwire_email_dispatcher.dispatch import DispatchConfig, Dispatcher, Transports
@@ -110,6 +110,20 @@ class LostAnswerClaims(Claims):
         await super().release(message_id, now, error)
 
 
+async def attempt_with_a_lost_mark(db: AsyncDatabase[Document], events: Events,
+                                   relay: EmailTransport) -> tuple[Dispatcher, SendEmail]:
+    """A first attempt whose DATA mark was stored but reported failed (so DATA was abandoned) and
+    whose release failed too: the claim is left ``processing`` with ``data_at`` set."""
+    dispatcher = direct_dispatcher(
+        db, LostAnswerClaims(db[EMAIL_DISPATCHES], "worker-1", lease=0.0), events, relay)
+    cmd = command()
+    with pytest.raises(AutoReconnect):
+        await dispatcher.dispatch(cmd)
+    claim = await db[EMAIL_DISPATCHES].find_one({"_id": cmd.message_id})
+    assert claim is not None and claim["state"] == "processing" and claim["data_at"]
+    return dispatcher, cmd
+
+
 async def test_a_data_mark_whose_answer_was_lost_is_not_read_as_an_unknown_outcome(
         db: AsyncDatabase[Document]) -> None:
     """DATA is abandoned when its mark cannot be confirmed; the mark may be in the claim all the same,
@@ -117,13 +131,7 @@ async def test_a_data_mark_whose_answer_was_lost_is_not_read_as_an_unknown_outco
     events = Events()
     with SmtpSink() as sink:
         relay = RelayTransport("127.0.0.1", sink.port, tls="none", timeout=5.0)
-        claims = LostAnswerClaims(db[EMAIL_DISPATCHES], "worker-1", lease=0.0)
-        dispatcher = direct_dispatcher(db, claims, events, relay)
-        cmd = command()
-        with pytest.raises(AutoReconnect):
-            await dispatcher.dispatch(cmd)  # the mark's answer lost, DATA abandoned, release failed
-        claim = await db[EMAIL_DISPATCHES].find_one({"_id": cmd.message_id})
-        assert claim is not None and claim["state"] == "processing" and claim["data_at"]
+        dispatcher, cmd = await attempt_with_a_lost_mark(db, events, relay)
         assert sink.messages_to("ada@example.com") == []
         await dispatcher.dispatch(cmd)  # the redelivery takes the expired claim over
         await relay.aclose()
@@ -142,11 +150,7 @@ async def test_a_data_mark_written_by_another_owner_still_stops_a_resend(
     events = Events()
     with SmtpSink() as sink:
         relay = RelayTransport("127.0.0.1", sink.port, tls="none", timeout=5.0)
-        claims = LostAnswerClaims(db[EMAIL_DISPATCHES], "worker-1", lease=0.0)
-        dispatcher = direct_dispatcher(db, claims, events, relay)
-        cmd = command()
-        with pytest.raises(AutoReconnect):
-            await dispatcher.dispatch(cmd)
+        dispatcher, cmd = await attempt_with_a_lost_mark(db, events, relay)
         other = Claims(db[EMAIL_DISPATCHES], "worker-2", lease=0.0)
         taken = await other.acquire(cmd.message_id, utcnow())
         assert taken.kind == "owned"
