@@ -337,22 +337,3 @@ async def test_a_call_mark_whose_answer_was_lost_does_not_end_the_message_unknow
         await client.aclose()
     assert len(graph.requests) == 1 and sent.provider_message_id == graph.accepted[0].wamid
     assert not tap.of(cmd.message_id, Status.FAILED)
-
-
-async def test_concurrent_claims_are_inserted_together_and_a_duplicate_is_held(
-        db: AsyncDatabase[Document]) -> None:
-    claims = Claims(db[WHATSAPP_DISPATCHES], "worker-a", 30.0)
-    inserts: list[int] = []
-    insert_many = claims._insert_many
-
-    async def counted(docs: list[Document]) -> list[bool | BaseException]:
-        inserts.append(len(docs))
-        return await insert_many(docs)
-
-    claims._inserts._process = counted
-    now = utcnow()
-    ids = ["wa-1", "wa-2", "wa-3", "wa-1"]
-    got = await asyncio.gather(*(claims.acquire(i, now) for i in ids))
-    assert [c.kind for c in got] == ["owned", "owned", "owned", "held"]
-    assert inserts == [4]  # one insert_many for the four
-    assert await db[WHATSAPP_DISPATCHES].count_documents({}) == 3

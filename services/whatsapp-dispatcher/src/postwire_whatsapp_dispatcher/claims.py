@@ -8,8 +8,6 @@ The Graph API has no idempotency key, so the claim records ``call_started_at`` j
 claim whose lease expired while a call was in flight (the process died during the call) cannot tell
 whether Meta took the message: it is reported as ``unknown`` and never sent again. Released claims (the
 call failed for sure, or never started) are taken over normally.
-Fresh claims are group-committed as sms-dispatcher's are: the claims of the deliveries in flight go in
-one ``insert_many`` (``postwire_platform.batching``); a duplicate falls back to the single reads.
 (Written after SMS's ``claims.py``; services share no code, and this one adds the in-flight rule.)
 """
 
@@ -21,9 +19,8 @@ from typing import Any, Literal
 
 from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import BulkWriteError, PyMongoError
+from pymongo.errors import DuplicateKeyError
 
-from postwire_platform.batching import Coalescer
 from postwire_platform.mongo import Document
 
 PROCESSING = "processing"
@@ -31,7 +28,6 @@ SENT = "sent"
 FAILED = "failed"
 
 ClaimKind = Literal["owned", "finished", "held", "unknown"]
-DUPLICATE_KEY = 11000
 
 
 @dataclass(frozen=True)
@@ -43,13 +39,10 @@ class Claim:
 class Claims:
     """Atomic claim, take-over, call mark, release and finish on ``whatsapp_dispatches``."""
 
-    def __init__(self, collection: AsyncCollection[Document], owner: str, lease: float, *,
-                 max_batch: int = 500) -> None:
+    def __init__(self, collection: AsyncCollection[Document], owner: str, lease: float) -> None:
         self._coll = collection
         self._owner = owner
         self._lease = timedelta(seconds=lease)
-        self._inserts: Coalescer[Document, bool] = Coalescer(
-            self._insert_many, max_batch=max_batch, name="whatsapp-claims-insert")
 
     async def acquire(self, message_id: str, now: datetime) -> Claim:
         """Insert a fresh claim, or take over a released/expired one, or report what holds it."""
@@ -58,8 +51,11 @@ class Claims:
             "lease_until": now + self._lease, "attempts": 1, "call_started_at": None,
             "created_at": now, "updated_at": now,
         }
-        if await self._inserts.submit(doc):
+        try:
+            await self._coll.insert_one(doc)
             return Claim("owned", doc)
+        except DuplicateKeyError:
+            pass
         existing = await self._coll.find_one({"_id": message_id})
         if existing is None:
             return Claim("held", doc)
@@ -81,17 +77,6 @@ class Claims:
         if latest is not None and latest["state"] != PROCESSING:
             return Claim("finished", latest)
         return Claim("held", latest or existing)
-
-    async def _insert_many(self, docs: list[Document]) -> list[bool | BaseException]:
-        """Insert fresh claims; per claim True (ours), False (one exists) or the error."""
-        outcomes: list[bool | BaseException] = [True] * len(docs)
-        try:
-            await self._coll.insert_many(docs, ordered=False)
-        except BulkWriteError as exc:
-            for error in exc.details.get("writeErrors", []):
-                outcomes[error["index"]] = (False if error.get("code") == DUPLICATE_KEY
-                                            else PyMongoError(error.get("errmsg", "write error")))
-        return outcomes
 
     async def calling(self, message_id: str, now: datetime) -> None:
         """Record that the Graph API is about to be called for this message."""
