@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import AutoReconnect
 
 from postwire_contracts import topology
 from postwire_contracts.status import Status
@@ -295,45 +294,4 @@ async def test_a_handler_cancelled_during_the_call_still_records_metas_answer(
         gated.gate.set()
         await gated.aclose()
     assert again.event_id == sent.event_id and len(graph.requests) == 1
-    assert not tap.of(cmd.message_id, Status.FAILED)
-
-
-class LostAnswerClaims(Claims):
-    """Claims whose first call mark is applied and then reported failed: MongoDB stopping between
-    the write and its answer."""
-
-    lost = 1
-
-    async def calling(self, message_id: str, now: datetime) -> None:
-        await super().calling(message_id, now)
-        if self.lost:
-            self.lost -= 1
-            raise AutoReconnect("connection closed")
-
-
-async def test_a_call_mark_whose_answer_was_lost_does_not_end_the_message_unknown(
-        tap: EventTap, graph: FakeGraph, amqp_url: str, mongodb_url: str, db_name: str,
-        db: AsyncDatabase[Document]) -> None:
-    """Meta is not called when the call mark cannot be confirmed; the mark may be stored all the
-    same, and this process's take-over knows no call was made, so it calls once, not never."""
-    settings = make_settings(amqp_url, mongodb_url, db_name, graph.url)
-    client = GraphClient(graph.url, settings.whatsapp_graph_version, timeout=5.0)
-    dispatcher = Dispatcher(
-        LostAnswerClaims(db[WHATSAPP_DISPATCHES], "worker-a", 0.0), tap.publisher,
-        Clients(live=client, sandbox=client),
-        LineResolver(db, settings.check(), PlatformLine(PLATFORM_PHONE, PLATFORM_TOKEN), ttl=0.0),
-        db[OPT_OUTS], Pacer(Rate(80, 80), Rate(1, 10), max_wait=1.0, max_waiting=10),
-        DispatchConfig(enabled=True, retry_delays=[0.2], pacing_delays=[0.5],
-                       recheck_seconds=0.0, recipient_interval=0.0))
-    cmd = command()
-    try:
-        with pytest.raises(AutoReconnect):
-            await dispatcher.dispatch(cmd)
-        claim = await db[WHATSAPP_DISPATCHES].find_one({"_id": cmd.message_id})
-        assert claim is not None and claim["call_started_at"] is not None and not graph.requests
-        await dispatcher.dispatch(cmd)  # the redelivery takes the expired claim over
-        sent = await tap.wait_for(cmd.message_id, Status.SENT)
-    finally:
-        await client.aclose()
-    assert len(graph.requests) == 1 and sent.provider_message_id == graph.accepted[0].wamid
     assert not tap.of(cmd.message_id, Status.FAILED)

@@ -1,7 +1,7 @@
 """Marks written before a call to a provider whose write failed, so the call was never made.
 
-A dispatcher records on its claim that it is about to hand a message over (email's ``data_at``,
-WhatsApp's ``call_started_at``); a claim taken over with that mark set ends ``outcome_unknown`` rather
+A dispatcher records on its claim that it is about to hand a message over (email's ``data_at``);
+a claim taken over with that mark set ends ``outcome_unknown`` rather
 than risk a second delivery. When the mark's write raises, the call is abandoned; but the write may have
 been applied with its answer lost (MongoDB stopping between the two). ``UnansweredMarks`` remembers such
 marks for the process's life, so its own take-over of the claim can tell that mark from one whose call

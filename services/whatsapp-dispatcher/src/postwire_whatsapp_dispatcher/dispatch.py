@@ -6,8 +6,6 @@ WhatsApp messages (``opt_outs``), the tenant has a usable line. Graph errors are
 on the tenant's own token also flags its line), throttles slow the number or the recipient down and
 retry, network errors retry; the retry schedule is ``WHATSAPP_RETRY_DELAYS``. The outcome is recorded on
 the claim before its event is published, so a redelivered command republishes it without a new call.
-A call mark (``call_started_at``) whose write raised means no call; if it was stored all the same, this
-process's take-over knows it for an empty mark (``UnansweredMarks``) and calls.
 """
 
 from __future__ import annotations
@@ -26,7 +24,6 @@ from postwire_contracts import topology
 from postwire_contracts.messages import SendWhatsApp, StatusEvent
 from postwire_contracts.status import Channel, Status
 from postwire_platform.clock import Clock, utcnow
-from postwire_platform.marks import UnansweredMarks
 from postwire_platform.metrics import provider_call
 from postwire_platform.mongo import Document
 from postwire_platform.uncancellable import run_to_completion
@@ -93,8 +90,6 @@ class Dispatcher:
         self._clock = clock
         self._unrecorded: dict[str, tuple[str, dict[str, Any]]] = {}
         """Outcomes of calls made whose claim update failed (MongoDB down): recorded on redelivery."""
-        self._unanswered = UnansweredMarks()
-        """``call_started_at`` marks whose write failed here, so Meta was not called."""
 
     async def dispatch(self, cmd: SendWhatsApp) -> None:
         """Handle one delivery of ``cmd``; returning normally means it may be acked."""
@@ -113,8 +108,7 @@ class Dispatcher:
             await self._sink.delay(cmd, topology.WHATSAPP_SEND_QUEUE, self._config.recheck_seconds)
             return
         await self._publish(processing_event(cmd, claim.doc))
-        if claim.kind == "unknown" and not self._unanswered.known_empty(
-                cmd.message_id, claim.doc["call_started_at"]):
+        if claim.kind == "unknown":
             log.error("the previous worker died during the Graph call; not sending again",
                       extra={"message_id": cmd.message_id})
             await self._fail(cmd, "outcome_unknown",
@@ -165,7 +159,7 @@ class Dispatcher:
         request = GraphSend(message_id=cmd.message_id, phone_number_id=line.phone_number_id,
                             token=line.token, to=to, body=request_body(cmd, to))
         common: dict[str, Any] = {"line": line.source, "phone_number_id": line.phone_number_id}
-        await self._unanswered.write(cmd.message_id, self._clock(), self._claims.calling)
+        await self._claims.calling(cmd.message_id, self._clock())
         try:
             result = await provider_call(Channel.WHATSAPP, "graph" if cmd.live else "sandbox",
                                          client.send(request))
@@ -232,7 +226,6 @@ class Dispatcher:
             self._unrecorded[cmd.message_id] = (state, fields)
             raise
         self._unrecorded.pop(cmd.message_id, None)
-        self._unanswered.forget(cmd.message_id)
         await self._publish(outcome_event(cmd, doc))
 
     async def _opted_out(self, tenant_id: str, address: str) -> bool:
