@@ -1,5 +1,7 @@
-"""``python -m tests.bench.costmodel``: the database server's CPU per document for the operations Postwire
-makes, on a SecantusDB started for the purpose with the real indexes (docs/performance.md, cost model).
+"""``python -m tests.bench.costmodel [--replica-set]``: the database server's CPU per document for the
+operations Postwire makes, on a SecantusDB started for the purpose with the real indexes
+(docs/performance.md, cost model); standalone as ``make run`` starts it, or with ``--replica-set`` in
+SecantusDB's default replica-set persona (an oplog entry per write) for comparison.
 """
 
 from __future__ import annotations

@@ -125,11 +125,12 @@ async def secantus_writes(url: str, docs: int, updates: int, concurrency: int = 
 
 
 async def secantus_standalone(docs: int, updates: int) -> dict[str, Any]:
-    """A SecantusDB started for the purpose (own port and storage), measured, then stopped."""
+    """A SecantusDB started for the purpose (own port and storage, ``--standalone`` as ``make run``
+    starts it), measured, then stopped."""
     server = SecantusProcess()
     await asyncio.to_thread(server.start)
     try:
         result = await asyncio.wait_for(secantus_writes(server.url, docs, updates), 300)
-        return {"server": "standalone SecantusProcess", **result}
+        return {"server": "SecantusProcess --standalone", **result}
     finally:
         await asyncio.to_thread(server.stop)

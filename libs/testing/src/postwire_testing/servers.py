@@ -94,11 +94,23 @@ class Served:
         await asyncio.to_thread(self.stop)
 
 
-class SecantusProcess:
-    """A standalone SecantusDB server on a free port with its own storage directory."""
+SECANTUS_STANDALONE = "--standalone"
+"""SecantusDB without its replica-set persona, as ``make run`` starts it: no oplog entry is written
+for each write (a BSON copy of the whole new document per update: about a quarter of an update's
+server CPU, docs/performance.md, change 21). Postwire uses neither transactions nor change streams."""
 
-    def __init__(self, port: int | None = None, storage: str | None = None) -> None:
+
+class SecantusProcess:
+    """A standalone SecantusDB server on a free port with its own storage directory.
+
+    ``replica_set=True`` keeps SecantusDB's default one-member replica set (oplog written), for a
+    comparison only.
+    """
+
+    def __init__(self, port: int | None = None, storage: str | None = None,
+                 *, replica_set: bool = False) -> None:
         self.port = port or free_port()
+        self.replica_set = replica_set
         self._tmp = None if storage else tempfile.mkdtemp(prefix="secantus-")
         self.storage = storage or self._tmp
         self.proc: subprocess.Popen[bytes] | None = None
@@ -111,7 +123,8 @@ class SecantusProcess:
         exe = Path(sys.executable).with_name("secantusd-py")
         self.proc = subprocess.Popen(
             [str(exe), "--host", "127.0.0.1", "--port", str(self.port),
-             "--storage-path", str(self.storage), "--log-level", "WARNING"],
+             "--storage-path", str(self.storage), "--log-level", "WARNING",
+             *(() if self.replica_set else (SECANTUS_STANDALONE,))],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         wait_for_port("127.0.0.1", self.port, timeout=60)

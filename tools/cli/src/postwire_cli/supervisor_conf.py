@@ -71,10 +71,13 @@ def render(*, state: Path, bin_dir: Path, ports: dict[str, int], amqp_url: str, 
         "[supervisorctl]", f"serverurl=unix://{state / 'supervisor.sock'}", "",
     ]
     if mongo_port is not None:
+        # --standalone: no replica-set persona, so no oplog entry per write (about a quarter of an
+        # update's server CPU; docs/performance.md, change 21). Postwire needs neither transactions
+        # nor change streams; production's MongoDB is a replica set and the code is the same.
         out += [
             "[program:mongodb]",
             f"command={bin_dir / 'secantusd-py'} --host 127.0.0.1 --port {mongo_port} "
-            f"--storage-path {state / 'data' / 'mongodb'} --log-level WARNING",
+            f"--storage-path {state / 'data' / 'mongodb'} --log-level WARNING --standalone",
             "priority=1", "autorestart=true", "startsecs=1", "startretries=100",
             "stopsignal=TERM", "stopwaitsecs=30", f"stdout_logfile={logs / 'mongodb.log'}",
             "redirect_stderr=true", "",
