@@ -20,11 +20,41 @@ async def test_a_mark_whose_write_raised_is_known_empty_as_bson_stores_it() -> N
     with pytest.raises(ConnectionError):
         await marks.write("m1", AT, lost)
     stored = AT.replace(microsecond=565_000, tzinfo=None)  # milliseconds, read without tz_aware
-    assert marks.known_empty("m1", stored)
     assert not marks.known_empty("m1", AT + timedelta(milliseconds=2))  # someone else's later mark
     assert not marks.known_empty("m2", AT)
+    assert marks.known_empty("m1", stored)
     marks.forget("m1")
     assert not marks.known_empty("m1", stored) and len(marks) == 0
+
+
+async def test_a_mark_is_known_empty_to_one_taker_only() -> None:
+    """Two deliveries that take the claim over before either writes a new mark read the same stored
+    mark: only the first may go on to make the call."""
+    marks = UnansweredMarks()
+
+    async def lost(message_id: str, at: datetime) -> None:
+        raise ConnectionError("answer lost")
+
+    with pytest.raises(ConnectionError):
+        await marks.write("m1", AT, lost)
+    assert marks.known_empty("m1", AT)
+    assert not marks.known_empty("m1", AT) and len(marks) == 0
+
+
+async def test_a_refused_mark_is_not_remembered() -> None:
+    """A write answered "not yours" was not applied: the stored mark, if any, is another's."""
+
+    class Refused(Exception):
+        pass
+
+    marks = UnansweredMarks(refused=(Refused,))
+
+    async def refused(message_id: str, at: datetime) -> None:
+        raise Refused("the claim is another's")
+
+    with pytest.raises(Refused):
+        await marks.write("m1", AT, refused)
+    assert not marks.known_empty("m1", AT) and len(marks) == 0
 
 
 async def test_a_mark_written_after_a_lost_one_clears_it() -> None:
