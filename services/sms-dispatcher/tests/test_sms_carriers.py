@@ -6,6 +6,7 @@ import asyncio
 import json
 
 import httpx
+import msgspec
 import pytest
 
 from postwire_platform.settings import SettingsError, load_settings
@@ -96,6 +97,34 @@ async def test_accepted_without_an_id_is_transient() -> None:
         await http.submit(request())
 
 
+class Taken(Exception):
+    """What the dispatcher's lease check raises when the claim is another's."""
+
+
+async def _taken() -> None:
+    raise Taken("the claim is another delivery's")
+
+
+async def test_http_carrier_sends_nothing_when_the_check_before_the_submit_raises() -> None:
+    seen: list[httpx.Request] = []
+    checked: list[int] = []
+
+    def handle(req: httpx.Request) -> httpx.Response:
+        seen.append(req)
+        return httpx.Response(201, json={"id": "c-1"})
+
+    async def check() -> None:
+        checked.append(len(seen))
+
+    http = carrier(httpx.MockTransport(handle))
+    with pytest.raises(Taken):
+        await http.submit(msgspec.structs.replace(request(), before_submit=_taken))
+    assert seen == []
+    assert (await http.submit(msgspec.structs.replace(request(), before_submit=check))).carrier_id
+    assert checked == [0] and len(seen) == 1  # checked right before the request, once
+    await http.aclose()
+
+
 def test_callback_url_carries_token_and_message_id() -> None:
     assert callback_url("http://i/dlr", "a b&c", "m1") == "http://i/dlr?token=a+b%26c&mid=m1"
     assert callback_url("http://i/dlr?x=1", "t", "m1") == "http://i/dlr?x=1&token=t&mid=m1"
@@ -153,6 +182,15 @@ async def test_sandbox_magic_numbers() -> None:
     assert sandbox.pending_receipts == 0
     assert sorted((p["reference"], p["stat"]) for p in receipts.posted) == [
         ("flaky", "DELIVRD"), ("undeliv", "UNDELIV")]
+
+
+async def test_sandbox_accepts_nothing_when_the_check_before_the_submit_raises() -> None:
+    receipts = Receipts()
+    sandbox = SandboxCarrier(dlr_delay=0.01, transport=httpx.MockTransport(receipts))
+    with pytest.raises(Taken):
+        await sandbox.submit(msgspec.structs.replace(request(), before_submit=_taken))
+    assert sandbox.pending_receipts == 0
+    await sandbox.aclose()
 
 
 def test_settings_from_the_environment() -> None:

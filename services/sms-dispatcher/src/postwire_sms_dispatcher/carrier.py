@@ -7,6 +7,7 @@ The HTTP protocol is the one in ``docs/architecture.md``: ``POST {url}/messages`
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Protocol
 from urllib.parse import urlencode
@@ -29,6 +30,10 @@ class SubmitRequest(msgspec.Struct, frozen=True, kw_only=True):
     """Ahead of every STANDARD message waiting for the same carrier."""
     expires_at: datetime | None = None
     """Not to be handed to the carrier after this (an OTP's ``expiresAt``)."""
+    before_submit: Callable[[], Awaitable[None]] | None = None
+    """Awaited right before the message goes out (for SMPP before each part, inside the bind's window
+    and throughput slot): the dispatcher checks there that its claim is still its own. When it
+    raises, nothing is sent and the error is the caller's."""
 
 
 class SubmitResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -64,7 +69,8 @@ class SmsCarrier(Protocol):
     """Anything that submits an SMS: the HTTP carrier, the sandbox, an SMPP route."""
 
     async def submit(self, request: SubmitRequest) -> SubmitResult:
-        """Submit one message, idempotent on ``request.message_id``."""
+        """Submit one message, idempotent on ``request.message_id``; await
+        ``request.before_submit`` right before it goes out."""
         ...
 
 
@@ -118,6 +124,8 @@ class HttpCarrier:
         """POST the message; map the answer to a result or a permanent/transient error."""
         body = _SubmitBody(sender=request.sender, to=request.to, text=request.text,
                            reference=request.message_id, callback_url=request.callback_url)
+        if request.before_submit is not None:
+            await request.before_submit()
         try:
             response = await self._client.post(
                 "/messages",

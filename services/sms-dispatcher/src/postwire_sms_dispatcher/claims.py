@@ -3,15 +3,28 @@
 ``{_id: message id, state: "processing"|"sent"|"failed", owner, lease_until, attempts, carrier,
 provider_message_id, error_code, error_reason, created_at, finished_at, updated_at}``
 
+Each acquisition (a fresh claim or a take-over of an expired one) writes an ``owner`` token of its own,
+the process's name and a counter, and gets it back on its ``Lease``: two deliveries of one message in
+one process (a redelivery, the gateway's republish, a delayed retry) fence each other as two processes
+do. Right before the submit goes out (inside the SMPP bind's window and throughput slot) the
+dispatcher checks its lease against the clock: while more than a quarter of it is left there is
+nothing to write; otherwise it is renewed by a write that matches only this acquisition's token on a
+claim still processing, and ``LeaseLost`` is raised when that matches nothing. A handler that stalled
+past its lease (a MongoDB outage, a full window) and was taken over then submits nothing, and
+neither releases nor retries: the message is another delivery's now. A release matches the token
+too, so it never wipes another acquisition's lease. The outcome is recorded on any claim still
+processing: a carrier's answer is a fact whoever holds the lease, and the first one recorded stands.
+
 The two writes every message makes, the fresh claim and the recorded outcome, are group-committed
 (``postwire_platform.batching``): the claims of the deliveries in flight go in one ``insert_many`` and
 their outcomes in one ``bulk_write``, so a busy dispatcher makes a few round trips per batch instead of
-two per message. The rarer paths (a duplicate, a take-over, an outcome recorded elsewhere first) keep
-their single conditional operations.
+two per message. The rarer paths (a duplicate, a take-over, a lease renewal, an outcome recorded
+elsewhere first) keep their single conditional operations.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -31,12 +44,27 @@ ClaimKind = Literal["owned", "finished", "held"]
 DUPLICATE_KEY = 11000
 
 
+@dataclass
+class Lease:
+    """One acquisition's hold on a claim: the owner token it wrote and when its lease runs out."""
+
+    message_id: str
+    token: str
+    until: datetime
+
+
+class LeaseLost(Exception):
+    """The claim is another acquisition's now (or finished): submit nothing, release nothing."""
+
+
 @dataclass(frozen=True)
 class Claim:
     """The result of claiming: ours to submit, already finished, or held by a live lease."""
 
     kind: ClaimKind
     doc: Document
+    lease: Lease | None = None
+    """This acquisition's lease when the claim is owned."""
 
     @property
     def attempts(self) -> int:
@@ -52,6 +80,8 @@ class Claims:
         self._coll = collection
         self._owner = owner
         self._lease = timedelta(seconds=lease)
+        self._margin = self._lease / 4
+        self._tokens = itertools.count(1)
         self._inserts: Coalescer[Document, bool] = Coalescer(
             self._insert_many, max_batch=max_batch, name="claims-insert")
         self._finishes: Coalescer[tuple[str, datetime, str, dict[str, Any]], Document] = Coalescer(
@@ -59,12 +89,13 @@ class Claims:
 
     async def acquire(self, message_id: str, now: datetime) -> Claim:
         """Insert a fresh claim, or take over one whose lease expired, or report what holds it."""
+        lease = Lease(message_id, f"{self._owner}:{next(self._tokens)}", now + self._lease)
         doc: Document = {
-            "_id": message_id, "state": PROCESSING, "owner": self._owner,
-            "lease_until": now + self._lease, "attempts": 1, "created_at": now, "updated_at": now,
+            "_id": message_id, "state": PROCESSING, "owner": lease.token,
+            "lease_until": lease.until, "attempts": 1, "created_at": now, "updated_at": now,
         }
         if await self._inserts.submit(doc):
-            return Claim("owned", doc)
+            return Claim("owned", doc, lease)
         existing = await self._coll.find_one({"_id": message_id})
         if existing is None:  # vanished between insert and read: look again later
             return Claim("held", doc)
@@ -74,23 +105,40 @@ class Claims:
             return Claim("held", existing)
         taken = await self._coll.find_one_and_update(
             {"_id": message_id, "state": PROCESSING, "lease_until": {"$lt": now}},
-            {"$set": {"owner": self._owner, "lease_until": now + self._lease, "updated_at": now},
+            {"$set": {"owner": lease.token, "lease_until": lease.until, "updated_at": now},
              "$inc": {"attempts": 1}},
             return_document=ReturnDocument.AFTER,
         )
         if taken is not None:
-            return Claim("owned", taken)
+            return Claim("owned", taken, lease)
         latest = await self._coll.find_one({"_id": message_id})
         if latest is not None and latest["state"] != PROCESSING:
             return Claim("finished", latest)
         return Claim("held", latest or existing)
 
-    async def release(self, message_id: str, now: datetime, error: str) -> None:
-        """Give the lease up after a transient failure, so the scheduled retry can take it at once."""
-        await self._coll.update_one(
-            {"_id": message_id, "state": PROCESSING, "owner": self._owner},
+    async def hold(self, lease: Lease, now: datetime) -> None:
+        """Make sure ``lease`` is still this acquisition's, right before its submit goes out: no
+        write while more than a quarter of it is left, else a renewal from ``now``; ``LeaseLost``
+        when the claim is another's or finished."""
+        if now < lease.until - self._margin:
+            return
+        until = now + self._lease
+        renewed = await self._coll.update_one(
+            {"_id": lease.message_id, "state": PROCESSING, "owner": lease.token},
+            {"$set": {"lease_until": until, "updated_at": now}})
+        if renewed.matched_count == 0:
+            raise LeaseLost(f"claim {lease.message_id} is no longer {lease.token}'s")
+        lease.until = until
+
+    async def release(self, lease: Lease, now: datetime, error: str) -> None:
+        """Give the lease up after a transient failure, so the scheduled retry can take it at once;
+        ``LeaseLost`` when it was not this acquisition's any more (then there is nothing to retry)."""
+        released = await self._coll.update_one(
+            {"_id": lease.message_id, "state": PROCESSING, "owner": lease.token},
             {"$set": {"owner": None, "lease_until": now, "last_error": error, "updated_at": now}},
         )
+        if released.matched_count == 0:
+            raise LeaseLost(f"claim {lease.message_id} is no longer {lease.token}'s")
 
     async def finish(self, message_id: str, now: datetime, state: str,
                      fields: dict[str, Any]) -> Document:

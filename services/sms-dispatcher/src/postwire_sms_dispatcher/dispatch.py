@@ -4,6 +4,10 @@ No broker code here: events and delayed retries go through an ``EventSink`` (the
 fits). The outcome is written to the claim before its events are published, so a crash anywhere after the
 carrier call is covered: the redelivered command finds the recorded outcome and republishes the same
 events (same ``event_id``) without calling the carrier again.
+
+Each submit goes out only while the claim's lease is this delivery's (``Claims.hold``, called by the
+carrier adapter right before the wire): a delivery that stalled past its lease and was taken over
+by another ends there, acked, with no submit, release, retry or event of its own.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from .carrier import (
     TransientCarrierError,
     callback_url,
 )
-from .claims import FAILED, SENT, Claim, Claims
+from .claims import FAILED, SENT, Claim, Claims, LeaseLost
 from .deliveries import RecentSubmits
 from .routes import RoutingTable
 
@@ -156,6 +160,11 @@ class Dispatcher:
                 await self._submit(cmd, claim, opt_out)
                 go.set()
                 await processing
+            except LeaseLost:
+                log.info("claim taken over by another delivery; this one stops",
+                         extra={"message_id": cmd.message_id})
+                if not go.is_set():
+                    processing.cancel()  # PROCESSING is the new owner's to announce
             finally:
                 go.set()
                 if self._announcing.get(cmd.message_id) is announcing:
@@ -176,11 +185,14 @@ class Dispatcher:
         if not plan:
             await self._fail(cmd, first, "no_carrier", "no live SMS carrier is configured")
             return
+        lease = claim.lease
+        assert lease is not None, "an owned claim has a lease"
         request = SubmitRequest(
             message_id=cmd.message_id, sender=cmd.sender_id, to=cmd.to, text=cmd.body,
             callback_url=callback_url(self._config.dlr_callback_url, self._config.dlr_token,
                                       cmd.message_id),
             otp=cmd.flow == "OTP", expires_at=cmd.expires_at,
+            before_submit=lambda: self._claims.hold(lease, self._clock()),
         )
         # The submit and the record of its answer: one step a closing channel cannot cut in half
         # (a handler cancelled after the carrier took the message would let a take-over resend it).
@@ -249,7 +261,8 @@ class Dispatcher:
         log.warning("carrier unavailable; retrying: %s", error, extra={
             "message_id": cmd.message_id, "attempt": attempts, "retry_in": seconds, "error": error})
         OUTCOMES.labels(outcome="retried", carrier=carrier_name).inc()
-        await self._claims.release(cmd.message_id, self._clock(), error)
+        assert claim.lease is not None, "an owned claim has a lease"
+        await self._claims.release(claim.lease, self._clock(), error)
         retry = msgspec.structs.replace(cmd, attempt=attempts)
         await self._sink.delay(retry, send_queue(cmd), seconds)
 
@@ -269,6 +282,7 @@ class Dispatcher:
         """Publish PROCESSING once the outcome is ready (``go``), or after the hold."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(go.wait(), self._config.processing_hold)
+        go.set()  # from here on it goes out
         await self._publish(processing)
 
     async def _publish(self, event: StatusEvent) -> None:

@@ -79,6 +79,8 @@ class SandboxCarrier:
 
     async def submit(self, request: SubmitRequest) -> SubmitResult:
         """Accept, refuse or fail according to the magic recipient."""
+        if request.before_submit is not None:
+            await request.before_submit()
         known = self._accepted.get(request.message_id)
         if known is not None:
             return SubmitResult(carrier_id=known)

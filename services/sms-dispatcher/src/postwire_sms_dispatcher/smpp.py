@@ -267,6 +267,8 @@ class SmppCarrier:
                 if request.expires_at is not None and not done and (
                         self._clock() >= request.expires_at):
                     raise Expired(f"expired at {request.expires_at.isoformat()} before submit")
+                if request.before_submit is not None:
+                    await request.before_submit()  # after the wait for the slot, however long
                 try:
                     resp = await bind.submit(
                         destination_addr=destination, short_message=part.short_message,

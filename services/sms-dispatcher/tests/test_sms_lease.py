@@ -1,0 +1,219 @@
+"""The claim's lease fences each submit (real SecantusDB; SMPP against the local SMSC simulator, HTTP
+against the fake carrier; the dispatcher driven directly, with a clock the test moves by hand)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from typing import Any
+
+import msgspec
+import smpp34
+from pymongo import AsyncMongoClient, monitoring
+from pymongo.asynchronous.database import AsyncDatabase
+
+from postwire_contracts.messages import StatusEvent
+from postwire_contracts.status import Status
+from postwire_platform.clock import utcnow
+from postwire_platform.mongo import DISPATCHES, Document
+from postwire_sms_dispatcher.carrier import HttpCarrier, SmsCarrier
+from postwire_sms_dispatcher.claims import Claims
+from postwire_sms_dispatcher.dispatch import Carriers, DispatchConfig, Dispatcher
+from postwire_sms_dispatcher.gate import STANDARD, PriorityGate
+from postwire_sms_dispatcher.routes import HttpRoute, RoutingTable, SmppRoute
+from postwire_sms_dispatcher.smpp import SmppCarrier
+from postwire_testing.fake_carrier import FakeCarrier
+from postwire_testing.smsc import SmscSimulator
+
+from .sms_support import command
+
+LEASE = 3.0
+"""The fault suite's lease."""
+
+
+class HandClock:
+    """A clock the test moves forward by hand."""
+
+    def __init__(self) -> None:
+        self.now = utcnow()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+class Events:
+    """Status events and delayed commands, kept in memory."""
+
+    def __init__(self) -> None:
+        self.events: list[StatusEvent] = []
+        self.delayed: list[msgspec.Struct] = []
+
+    async def publish(self, message: msgspec.Struct, routing_key: str, *,
+                      message_id: str | None = None, headers: dict[str, Any] | None = None) -> None:
+        assert isinstance(message, StatusEvent)
+        self.events.append(message)
+
+    async def delay(self, message: msgspec.Struct, target_queue: str, seconds: float, *,
+                    message_id: str | None = None) -> None:
+        self.delayed.append(message)
+
+
+class CountingClaims(Claims):
+    """Claims that count their releases."""
+
+    releases = 0
+
+    async def release(self, *args: Any) -> None:
+        self.releases += 1
+        await super().release(*args)
+
+
+class HeldGate(PriorityGate):
+    """A bind's window and throughput gate whose first admission waits for ``go``: a submit queued
+    behind a full window or a carrier's slow contracted rate."""
+
+    def __init__(self, window: int, rate: float | None = None) -> None:
+        super().__init__(window, rate)
+        self.held, self.go = asyncio.Event(), asyncio.Event()
+        self._first = True
+
+    async def acquire(self, priority: int = STANDARD) -> None:
+        if self._first:
+            self._first = False
+            self.held.set()
+            await self.go.wait()
+        await super().acquire(priority)
+
+
+def config() -> DispatchConfig:
+    # PROCESSING waits for the outcome (no hold expiring while the test holds a handler)
+    return DispatchConfig(dlr_callback_url="http://127.0.0.1:9/dlr", dlr_token="t",
+                          retry_delays=[0.2], recheck_seconds=LEASE, processing_hold=30.0)
+
+
+def one_route(name: str, route: SmppRoute | HttpRoute, carrier: SmsCarrier) -> Carriers:
+    return Carriers(sandbox=carrier, routes={name: carrier},
+                    table=RoutingTable(routes={name: route}, default=[name]))
+
+
+async def _no_receipts(route: str, event: smpp34.DeliverSmEvent) -> None:
+    return None
+
+
+async def test_a_submit_stalled_in_the_window_past_its_lease_is_not_made_once_another_took_over(
+        db: AsyncDatabase[Document]) -> None:
+    """X waits for a slot of the bind's window until its lease has run out; Y, a second delivery of
+    the same message in the same process (a redelivery, the gateway's republish), takes the claim
+    over and submits. When X gets its slot, its lease check finds the claim another's: X submits
+    nothing and ends without a release, a retry or a status event."""
+    clock = HandClock()
+    events = Events()
+    async with SmscSimulator(receipt_delay=0.05) as smsc:
+        route = SmppRoute(host="127.0.0.1", port=smsc.port, system_id="postwire",
+                          password="secret", reference_tlv=0x1400, reconnect_min=0.1)
+        carrier = SmppCarrier("a", route, _no_receipts, clock=clock)
+        gate = carrier.binds[0].gate = HeldGate(route.window, route.throughput)
+        carrier.start()
+        try:
+            assert await carrier.wait_bound(15)
+            claims = CountingClaims(db[DISPATCHES], "worker-a", LEASE)
+            dispatcher = Dispatcher(claims, events, one_route("a", route, carrier), config(),
+                                    clock)
+            cmd = command()
+            x = asyncio.create_task(dispatcher.dispatch(cmd))
+            await asyncio.wait_for(gate.held.wait(), 10)
+            clock.advance(LEASE + 1)  # X's lease has run out
+            await asyncio.wait_for(dispatcher.dispatch(cmd), 10)  # Y takes over and submits
+            assert smsc.count_for(cmd.message_id) == 1
+            gate.go.set()
+            await asyncio.wait_for(x, 10)
+        finally:
+            gate.go.set()
+            await carrier.aclose()
+    assert smsc.count_for(cmd.message_id) == 1
+    assert claims.releases == 0 and events.delayed == []
+    claim = await db[DISPATCHES].find_one({"_id": cmd.message_id})
+    assert claim is not None and claim["state"] == "sent" and claim["attempts"] == 2
+    assert [e.status for e in events.events] == [Status.PROCESSING, Status.SENT]
+
+
+class DispatchWrites(monitoring.CommandListener):
+    """The write commands sent to ``dispatches``, with their update filters."""
+
+    def __init__(self) -> None:
+        self.writes: list[tuple[str, list[dict[str, Any]]]] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        name = event.command_name
+        if name in ("insert", "update", "findAndModify", "delete") and \
+                event.command.get(name) == DISPATCHES:
+            filters = [dict(u["q"]) for u in event.command.get("updates", [])]
+            if name == "findAndModify":
+                filters = [dict(event.command["query"])]
+            self.writes.append((name, filters))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+class AdvancingOptOuts:
+    """No opt-outs; the lookup moves the clock on by ``seconds`` (a slow database, say)."""
+
+    def __init__(self, clock: HandClock, seconds: float) -> None:
+        self.clock = clock
+        self.seconds = seconds
+
+    async def opted_out(self, tenant_id: str, address: str) -> bool:
+        self.clock.advance(self.seconds)
+        return False
+
+
+async def _dispatch_once_over_http(mongodb_url: str, db: AsyncDatabase[Document],
+                                   elapsed: float) -> tuple[DispatchWrites, str]:
+    """One message over the HTTP carrier, ``elapsed`` seconds of the lease gone before its submit;
+    the writes to ``dispatches`` and the message id."""
+    writes = DispatchWrites()
+    client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_url, tz_aware=True,
+                                                         event_listeners=[writes])
+    clock = HandClock()
+    try:
+        async with FakeCarrier(dlr_stat=None) as fake:
+            http = HttpCarrier(fake.url, "tok")
+            try:
+                dispatcher = Dispatcher(
+                    Claims(client[db.name][DISPATCHES], "worker-a", LEASE), Events(),
+                    one_route("http", HttpRoute(url=fake.url), http), config(), clock,
+                    opt_outs=AdvancingOptOuts(clock, elapsed))
+                cmd = command()
+                await dispatcher.dispatch(cmd)
+            finally:
+                await http.aclose()
+            assert fake.count_for(cmd.message_id) == 1
+    finally:
+        await client.close()
+    return writes, cmd.message_id
+
+
+async def test_a_submit_under_a_live_lease_adds_no_database_write(
+        mongodb_url: str, db: AsyncDatabase[Document]) -> None:
+    """The lease check costs nothing while the lease is comfortably valid: the claim and the outcome
+    are the only writes (each group-committed)."""
+    writes, _ = await _dispatch_once_over_http(mongodb_url, db, elapsed=0.5)
+    assert [name for name, _ in writes.writes] == ["insert", "update"]
+
+
+async def test_a_lease_close_to_its_end_is_renewed_once_before_the_submit(
+        mongodb_url: str, db: AsyncDatabase[Document]) -> None:
+    writes, message_id = await _dispatch_once_over_http(mongodb_url, db, elapsed=LEASE * 0.8)
+    assert [name for name, _ in writes.writes] == ["insert", "update", "update"]
+    [renewal] = writes.writes[1][1]
+    assert renewal["_id"] == message_id and renewal["state"] == "processing"
+    assert renewal["owner"].startswith("worker-a:")  # this acquisition's own token
+    claim = await db[DISPATCHES].find_one({"_id": message_id})
+    assert claim is not None and claim["state"] == "sent"
