@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
+import msgspec
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from postwire_contracts import topology
+from postwire_contracts.messages import StatusEvent
 from postwire_contracts.status import Status
 from postwire_platform.clock import utcnow
 from postwire_platform.mongo import OPT_OUTS, TENANTS, WHATSAPP_DISPATCHES, Document
@@ -295,3 +298,91 @@ async def test_a_handler_cancelled_during_the_call_still_records_metas_answer(
         await gated.aclose()
     assert again.event_id == sent.event_id and len(graph.requests) == 1
     assert not tap.of(cmd.message_id, Status.FAILED)
+
+
+class HandClock:
+    """A clock the test moves forward by hand."""
+
+    def __init__(self) -> None:
+        self.now = utcnow()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+class Events:
+    """Status events and delayed commands, kept in memory."""
+
+    def __init__(self) -> None:
+        self.events: list[StatusEvent] = []
+        self.delayed: list[msgspec.Struct] = []
+
+    async def publish(self, message: msgspec.Struct, routing_key: str, *,
+                      message_id: str | None = None, headers: dict[str, Any] | None = None) -> None:
+        assert isinstance(message, StatusEvent)
+        self.events.append(message)
+
+    async def delay(self, message: msgspec.Struct, target_queue: str, seconds: float, *,
+                    message_id: str | None = None) -> None:
+        self.delayed.append(message)
+
+
+class StalledClaims(Claims):
+    """Claims whose first call mark waits for ``go`` before it is written; releases are counted."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.marking, self.go = asyncio.Event(), asyncio.Event()
+        self.marks = self.releases = 0
+
+    async def calling(self, *args: Any) -> None:
+        self.marks += 1
+        if self.marks == 1:
+            self.marking.set()
+            await self.go.wait()
+        await super().calling(*args)
+
+    async def release(self, *args: Any) -> None:
+        self.releases += 1
+        await super().release(*args)
+
+
+async def test_a_handler_stalled_past_its_lease_calls_nothing_once_another_took_over(
+        graph: FakeGraph, db: AsyncDatabase[Document], amqp_url: str, mongodb_url: str,
+        db_name: str) -> None:
+    """X stalls right before its call mark (a slow MongoDB, pacing) until its lease has run out; Y,
+    a second delivery of the same message in the same process, takes the claim over and sends. X's
+    mark then finds that the claim is no longer its own acquisition's: X ends without a call to
+    Meta, without a release and without a retry."""
+    settings = make_settings(amqp_url, mongodb_url, db_name, graph.url)
+    clock = HandClock()
+    events = Events()
+    claims = StalledClaims(db[WHATSAPP_DISPATCHES], "worker-a", 3.0)
+    client = GraphClient(graph.url, settings.whatsapp_graph_version, timeout=5.0)
+    dispatcher = Dispatcher(
+        claims, events, Clients(live=client, sandbox=client),
+        LineResolver(db, settings.check(), PlatformLine(PLATFORM_PHONE, PLATFORM_TOKEN), ttl=0.0),
+        db[OPT_OUTS], Pacer(Rate(80, 80), Rate(1, 10), max_wait=1.0, max_waiting=10),
+        DispatchConfig(enabled=True, retry_delays=[0.2], pacing_delays=[0.5],
+                       recheck_seconds=3.0, recipient_interval=0.1), clock)
+    cmd = command()
+    x = asyncio.create_task(dispatcher.dispatch(cmd))
+    try:
+        await asyncio.wait_for(claims.marking.wait(), 10)
+        clock.advance(4)  # X's lease has run out
+        await asyncio.wait_for(dispatcher.dispatch(cmd), 10)  # Y takes over and sends
+        assert len(graph.requests) == 1
+        claims.go.set()
+        await asyncio.wait_for(x, 10)
+    finally:
+        claims.go.set()
+        await client.aclose()
+    assert len(graph.requests) == 1
+    assert claims.releases == 0 and events.delayed == []
+    claim = await db[WHATSAPP_DISPATCHES].find_one({"_id": cmd.message_id})
+    assert claim is not None and claim["state"] == "sent" and claim["attempts"] == 2
+    assert claim["provider_message_id"] == graph.accepted[0].wamid
+    assert [e.status for e in events.events] == [Status.PROCESSING, Status.PROCESSING, Status.SENT]

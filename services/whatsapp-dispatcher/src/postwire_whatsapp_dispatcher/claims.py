@@ -9,10 +9,22 @@ claim whose lease expired while a call was in flight (the process died during th
 whether Meta took the message: it is reported as ``unknown`` and never sent again. Released claims (the
 call failed for sure, or never started) are taken over normally.
 (Written after SMS's ``claims.py``; services share no code, and this one adds the in-flight rule.)
+
+Each acquisition (a fresh claim or a take-over) writes an ``owner`` token of its own, the process's
+name and a counter, and gets it back on its ``Lease``: two deliveries of one message in one process
+(a redelivery, the gateway's republish, a delayed retry) fence each other as two processes do. The
+call mark is the check right before the call: it matches only this acquisition's token on a claim
+still processing, renews the lease from the current clock, and raises ``LeaseLost`` when it matches
+nothing. A handler that stalled past its lease (a MongoDB outage, pacing) and was taken over then
+calls nothing, and neither releases nor retries: the message is another delivery's now. A release
+matches the token too, so it never wipes another acquisition's lease or mark. The outcome is
+recorded on any claim still processing: Meta's answer is a fact whoever holds the lease, and the
+first one recorded stands.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -30,10 +42,25 @@ FAILED = "failed"
 ClaimKind = Literal["owned", "finished", "held", "unknown"]
 
 
+@dataclass
+class Lease:
+    """One acquisition's hold on a claim: the owner token it wrote and when its lease runs out."""
+
+    message_id: str
+    token: str
+    until: datetime
+
+
+class LeaseLost(Exception):
+    """The claim is another acquisition's now (or finished): call nothing, release nothing."""
+
+
 @dataclass(frozen=True)
 class Claim:
     kind: ClaimKind
     doc: Document
+    lease: Lease | None = None
+    """This acquisition's lease when the claim is owned (or taken over as ``unknown``)."""
 
 
 class Claims:
@@ -43,17 +70,19 @@ class Claims:
         self._coll = collection
         self._owner = owner
         self._lease = timedelta(seconds=lease)
+        self._tokens = itertools.count(1)
 
     async def acquire(self, message_id: str, now: datetime) -> Claim:
         """Insert a fresh claim, or take over a released/expired one, or report what holds it."""
+        lease = Lease(message_id, f"{self._owner}:{next(self._tokens)}", now + self._lease)
         doc: Document = {
-            "_id": message_id, "state": PROCESSING, "owner": self._owner,
-            "lease_until": now + self._lease, "attempts": 1, "call_started_at": None,
+            "_id": message_id, "state": PROCESSING, "owner": lease.token,
+            "lease_until": lease.until, "attempts": 1, "call_started_at": None,
             "created_at": now, "updated_at": now,
         }
         try:
             await self._coll.insert_one(doc)
-            return Claim("owned", doc)
+            return Claim("owned", doc, lease)
         except DuplicateKeyError:
             pass
         existing = await self._coll.find_one({"_id": message_id})
@@ -65,31 +94,40 @@ class Claims:
             return Claim("held", existing)
         taken = await self._coll.find_one_and_update(
             {"_id": message_id, "state": PROCESSING, "lease_until": {"$lt": now}},
-            {"$set": {"owner": self._owner, "lease_until": now + self._lease, "updated_at": now},
+            {"$set": {"owner": lease.token, "lease_until": lease.until, "updated_at": now},
              "$inc": {"attempts": 1}},
             return_document=ReturnDocument.BEFORE,
         )
-        if taken is not None:
+        if taken is not None:  # the document before the take-over: its owner is not ours
             if taken.get("call_started_at") is not None:
-                return Claim("unknown", taken)
-            return Claim("owned", taken)
+                return Claim("unknown", taken, lease)
+            return Claim("owned", taken, lease)
         latest = await self._coll.find_one({"_id": message_id})
         if latest is not None and latest["state"] != PROCESSING:
             return Claim("finished", latest)
         return Claim("held", latest or existing)
 
-    async def calling(self, message_id: str, now: datetime) -> None:
-        """Record that the Graph API is about to be called for this message."""
-        await self._coll.update_one({"_id": message_id, "owner": self._owner},
-                                    {"$set": {"call_started_at": now, "lease_until": now + self._lease}})
+    async def calling(self, lease: Lease, now: datetime) -> None:
+        """Record that the Graph API is about to be called under ``lease``, renewing it from ``now``;
+        ``LeaseLost`` when the claim is another's or finished."""
+        until = now + self._lease
+        marked = await self._coll.update_one(
+            {"_id": lease.message_id, "state": PROCESSING, "owner": lease.token},
+            {"$set": {"call_started_at": now, "lease_until": until, "updated_at": now}})
+        if marked.matched_count == 0:
+            raise LeaseLost(f"claim {lease.message_id} is no longer {lease.token}'s")
+        lease.until = until
 
-    async def release(self, message_id: str, now: datetime, note: str) -> None:
-        """Give the claim up (no call is in flight), so the delayed command can take it at once."""
-        await self._coll.update_one(
-            {"_id": message_id, "state": PROCESSING, "owner": self._owner},
+    async def release(self, lease: Lease, now: datetime, note: str) -> None:
+        """Give the claim up (no call is in flight), so the delayed command can take it at once;
+        ``LeaseLost`` when it was not this acquisition's any more (then there is nothing to retry)."""
+        released = await self._coll.update_one(
+            {"_id": lease.message_id, "state": PROCESSING, "owner": lease.token},
             {"$set": {"owner": None, "lease_until": now, "call_started_at": None, "last_note": note,
                       "updated_at": now}},
         )
+        if released.matched_count == 0:
+            raise LeaseLost(f"claim {lease.message_id} is no longer {lease.token}'s")
 
     async def finish(self, message_id: str, now: datetime, state: str,
                      fields: dict[str, Any]) -> Document:

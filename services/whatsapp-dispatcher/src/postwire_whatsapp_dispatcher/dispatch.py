@@ -6,6 +6,10 @@ WhatsApp messages (``opt_outs``), the tenant has a usable line. Graph errors are
 on the tenant's own token also flags its line), throttles slow the number or the recipient down and
 retry, network errors retry; the retry schedule is ``WHATSAPP_RETRY_DELAYS``. The outcome is recorded on
 the claim before its event is published, so a redelivered command republishes it without a new call.
+
+The call mark is the lease check right before the call (``Claims.calling``): a delivery that stalled
+past its lease and was taken over by another ends there, acked, with no call, release, retry or
+event of its own.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from postwire_whatsapp import cloud_api
 from postwire_whatsapp.cloud_api import GraphError, Handling
 from postwire_whatsapp.numbers import wa_id
 
-from .claims import FAILED, SENT, Claim, Claims
+from .claims import FAILED, SENT, Claims, Lease, LeaseLost
 from .graph import GraphRefused, GraphSend, GraphUnavailable, WhatsAppClient
 from .lines import Line, LineResolver, LineUnavailable
 from .pacing import Pacer, delay_step
@@ -115,9 +119,14 @@ class Dispatcher:
                              "the dispatcher stopped during the call to Meta; the message is not "
                              "sent again, to avoid a duplicate", line="unknown")
             return
-        await self._deliver(cmd, claim)
+        assert claim.lease is not None, "an owned claim has a lease"
+        try:
+            await self._deliver(cmd, claim.lease)
+        except LeaseLost:
+            log.info("claim taken over by another delivery; this one stops",
+                     extra={"message_id": cmd.message_id})
 
-    async def _deliver(self, cmd: SendWhatsApp, claim: Claim) -> None:
+    async def _deliver(self, cmd: SendWhatsApp, lease: Lease) -> None:
         if not self._config.enabled:
             await self._fail(cmd, "whatsapp_disabled", "WHATSAPP_CLOUD_API_ENABLED is off", line="none")
             return
@@ -135,7 +144,7 @@ class Dispatcher:
         admission = self._pacer.admit(line.phone_number_id, to)
         if not admission.granted:
             seconds = delay_step(self._config.pacing_delays, admission.wait)
-            await self._claims.release(cmd.message_id, self._clock(), f"paced {seconds}s")
+            await self._claims.release(lease, self._clock(), f"paced {seconds}s")
             OUTCOMES.labels(outcome="paced", line=line.source).inc()
             await self._sink.delay(cmd, topology.WHATSAPP_SEND_QUEUE, seconds)
             return
@@ -146,7 +155,8 @@ class Dispatcher:
             finally:
                 self._pacer.waiting(line.phone_number_id, -1)
         # From the call mark to the recorded answer, one step that a closing channel cannot cut.
-        await run_to_completion(self._call(cmd, line, to), name=f"Graph call {cmd.message_id}")
+        await run_to_completion(self._call(cmd, line, to, lease),
+                                name=f"Graph call {cmd.message_id}")
 
     async def _line(self, cmd: SendWhatsApp) -> Line:
         if cmd.live:
@@ -154,20 +164,20 @@ class Dispatcher:
         phone = await self._lines.phone_number_id(cmd.tenant_id)
         return Line(phone or SANDBOX_PHONE_NUMBER_ID, "sandbox", "sandbox", False)
 
-    async def _call(self, cmd: SendWhatsApp, line: Line, to: str) -> None:
+    async def _call(self, cmd: SendWhatsApp, line: Line, to: str, lease: Lease) -> None:
         client = self._clients.live if cmd.live else self._clients.sandbox
         request = GraphSend(message_id=cmd.message_id, phone_number_id=line.phone_number_id,
                             token=line.token, to=to, body=request_body(cmd, to))
         common: dict[str, Any] = {"line": line.source, "phone_number_id": line.phone_number_id}
-        await self._claims.calling(cmd.message_id, self._clock())
+        await self._claims.calling(lease, self._clock())
         try:
             result = await provider_call(Channel.WHATSAPP, "graph" if cmd.live else "sandbox",
                                          client.send(request))
         except GraphRefused as exc:
-            await self._refused(cmd, line, to, exc.error)
+            await self._refused(cmd, line, to, exc.error, lease)
             return
         except GraphUnavailable as exc:
-            await self._retry_or_fail(cmd, line, "graph_unavailable", str(exc))
+            await self._retry_or_fail(cmd, line, "graph_unavailable", str(exc), lease)
             return
         OUTCOMES.labels(outcome="sent", line=line.source).inc()
         log.info("sent", extra={"message_id": cmd.message_id, "wamid": result.wamid,
@@ -175,14 +185,15 @@ class Dispatcher:
         await self._record(cmd, SENT, {**common, "provider_message_id": result.wamid,
                                        "wa_id": result.wa_id or to})
 
-    async def _refused(self, cmd: SendWhatsApp, line: Line, to: str, error: GraphError) -> None:
+    async def _refused(self, cmd: SendWhatsApp, line: Line, to: str, error: GraphError,
+                       lease: Lease) -> None:
         how = cloud_api.handling(error.code)
         if how is Handling.THROTTLE_NUMBER:
             self._pacer.throttle_number(line.phone_number_id, 1.0)
         elif how is Handling.THROTTLE_RECIPIENT:
             self._pacer.throttle_recipient(line.phone_number_id, to, self._config.recipient_interval)
         if how is not Handling.PERMANENT:
-            await self._retry_or_fail(cmd, line, str(error.code), error.reason)
+            await self._retry_or_fail(cmd, line, str(error.code), error.reason, lease)
             return
         if error.code == cloud_api.TOKEN_EXPIRED:
             if line.tenant_token:
@@ -196,7 +207,8 @@ class Dispatcher:
         await self._fail(cmd, code, reason, line=line.source, phone_number_id=line.phone_number_id,
                          graph_error=_error_detail(error))
 
-    async def _retry_or_fail(self, cmd: SendWhatsApp, line: Line, code: str, error: str) -> None:
+    async def _retry_or_fail(self, cmd: SendWhatsApp, line: Line, code: str, error: str,
+                             lease: Lease) -> None:
         delays = self._config.retry_delays
         attempt = cmd.attempt + 1
         if attempt > len(delays):
@@ -208,7 +220,7 @@ class Dispatcher:
         log.warning("not sent; retrying: %s", error, extra={
             "message_id": cmd.message_id, "attempt": attempt, "retry_in": seconds, "code": code})
         OUTCOMES.labels(outcome="retried", line=line.source).inc()
-        await self._claims.release(cmd.message_id, self._clock(), f"{code}: {error}")
+        await self._claims.release(lease, self._clock(), f"{code}: {error}")
         await self._sink.delay(msgspec.structs.replace(cmd, attempt=attempt),
                                topology.WHATSAPP_SEND_QUEUE, seconds)
 
