@@ -14,11 +14,11 @@ from pymongo.errors import AutoReconnect
 
 from postwire_contracts.messages import SendEmail, StatusEvent
 from postwire_contracts.status import Status
-from postwire_email_dispatcher.claims import Claims
+from postwire_email_dispatcher.claims import Claims, Lease
 from postwire_email_dispatcher.dispatch import DispatchConfig, Dispatcher, Transports
 from postwire_email_dispatcher.stores import DomainKeys, Suppressions
 from postwire_email_dispatcher.transport import Accepted, EmailTransport, Outgoing, RelayTransport
-from postwire_platform.clock import utcnow
+from postwire_platform.clock import Clock, utcnow
 from postwire_platform.mongo import DOMAINS, EMAIL_DISPATCHES, SUPPRESSIONS, Document
 from postwire_platform.uncancellable import finish_detached
 from postwire_testing.smtp_sink import SmtpSink
@@ -33,10 +33,10 @@ class FlakyClaims(Claims):
     sink: SmtpSink | None = None
     mails_at_mark: list[int] = []
 
-    async def mark_data(self, message_id: str, now: datetime) -> None:
+    async def mark_data(self, lease: Lease, now: datetime) -> None:
         assert self.sink is not None
         self.mails_at_mark.append(len(self.sink.messages))
-        await super().mark_data(message_id, now)
+        await super().mark_data(lease, now)
 
     async def finish(self, message_id: str, now: datetime, state: str,
                      fields: dict[str, Any]) -> Document:
@@ -61,11 +61,11 @@ class Events:
 
 
 def direct_dispatcher(db: AsyncDatabase[Document], claims: Claims, events: Events,
-                      relay: EmailTransport) -> Dispatcher:
+                      relay: EmailTransport, clock: Clock = utcnow) -> Dispatcher:
     """The dispatcher driven directly: ``relay`` for every send, no DKIM key, one retry."""
     return Dispatcher(claims, events, Transports(sandbox=relay, live=relay),
                       DomainKeys(db[DOMAINS], None, ttl=0.0, clock=utcnow),
-                      Suppressions(db[SUPPRESSIONS]), DispatchConfig([1.0], 1.0, None))
+                      Suppressions(db[SUPPRESSIONS]), DispatchConfig([1.0], 1.0, None), clock)
 
 
 async def test_an_answer_whose_record_failed_is_recorded_on_redelivery_not_resent(
@@ -97,17 +97,17 @@ class LostAnswerClaims(Claims):
     lost_marks = 1
     failed_releases = 1
 
-    async def mark_data(self, message_id: str, now: datetime) -> None:
-        await super().mark_data(message_id, now)
+    async def mark_data(self, lease: Lease, now: datetime) -> None:
+        await super().mark_data(lease, now)
         if self.lost_marks:
             self.lost_marks -= 1
             raise AutoReconnect("connection closed")
 
-    async def release(self, message_id: str, now: datetime, error: str) -> None:
+    async def release(self, lease: Lease, now: datetime, error: str) -> None:
         if self.failed_releases:
             self.failed_releases -= 1
             raise AutoReconnect("connection refused (MongoDB down)")
-        await super().release(message_id, now, error)
+        await super().release(lease, now, error)
 
 
 async def attempt_with_a_lost_mark(db: AsyncDatabase[Document], events: Events,
@@ -153,8 +153,10 @@ async def test_a_data_mark_written_by_another_owner_still_stops_a_resend(
         dispatcher, cmd = await attempt_with_a_lost_mark(db, events, relay)
         other = Claims(db[EMAIL_DISPATCHES], "worker-2", lease=0.0)
         taken = await other.acquire(cmd.message_id, utcnow())
-        assert taken.kind == "owned"
-        await other.mark_data(cmd.message_id, utcnow() + timedelta(seconds=1))  # then worker-2 died
+        assert taken.kind == "owned" and taken.lease is not None
+        await other.mark_data(taken.lease, utcnow() + timedelta(seconds=1))  # then worker-2 died
+        await db[EMAIL_DISPATCHES].update_one(  # and its lease ran out
+            {"_id": cmd.message_id}, {"$set": {"lease_until": utcnow() - timedelta(seconds=1)}})
         await dispatcher.dispatch(cmd)
         await relay.aclose()
     assert sink.messages_to("ada@example.com") == []
@@ -210,3 +212,82 @@ async def test_a_handler_cancelled_during_the_smtp_transaction_still_records_its
     statuses = [e.status for e in events.events]
     assert statuses == [Status.PROCESSING, Status.SENT, Status.PROCESSING, Status.SENT], statuses
     assert events.events[1].event_id == events.events[3].event_id
+
+
+class HandClock:
+    """A clock the test moves forward by hand."""
+
+    def __init__(self) -> None:
+        self.now = utcnow()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+class RacingClaims(Claims):
+    """Claims whose first DATA mark waits for ``first_go`` before it is written and whose first
+    ``finish`` waits for ``second_go``; releases are counted."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.marking, self.first_go = asyncio.Event(), asyncio.Event()
+        self.finishing, self.second_go = asyncio.Event(), asyncio.Event()
+        self.marks = self.finishes = self.releases = 0
+
+    async def mark_data(self, *args: Any) -> None:
+        self.marks += 1
+        if self.marks == 1:
+            self.marking.set()
+            await self.first_go.wait()
+        await super().mark_data(*args)
+
+    async def finish(self, *args: Any) -> Document:
+        self.finishes += 1
+        if self.finishes == 1:
+            self.finishing.set()
+            await self.second_go.wait()
+        return await super().finish(*args)
+
+    async def release(self, *args: Any) -> None:
+        self.releases += 1
+        await super().release(*args)
+
+
+async def test_a_handler_stalled_past_its_lease_sends_nothing_once_another_took_over(
+        db: AsyncDatabase[Document]) -> None:
+    """X stalls right before its DATA mark (a slow MongoDB, say) until its lease has run out; Y, a
+    second delivery of the same message in the same process, takes the claim over and sends. X's
+    mark then finds that the claim is no longer its own acquisition's: X ends without DATA, without
+    a release (which would wipe Y's lease and mark) and without a retry."""
+    events = Events()
+    clock = HandClock()
+    with SmtpSink() as sink:
+        relay = RelayTransport("127.0.0.1", sink.port, tls="none", timeout=5.0)
+        claims = RacingClaims(db[EMAIL_DISPATCHES], "worker-1", lease=3.0)
+        dispatcher = direct_dispatcher(db, claims, events, relay, clock)
+        cmd = command()
+        x = asyncio.create_task(dispatcher.dispatch(cmd))
+        try:
+            await asyncio.wait_for(claims.marking.wait(), 10)
+            clock.advance(4)  # X's lease has run out
+            y = asyncio.create_task(dispatcher.dispatch(cmd))
+            await asyncio.wait_for(claims.finishing.wait(), 10)  # Y sent; its answer not recorded yet
+            assert len(sink.messages_to("ada@example.com")) == 1
+            claims.first_go.set()
+            await asyncio.wait_for(x, 10)
+            claims.second_go.set()
+            await asyncio.wait_for(y, 10)
+        finally:
+            claims.first_go.set()
+            claims.second_go.set()
+            await relay.aclose()
+    assert len(sink.messages_to("ada@example.com")) == 1
+    assert claims.releases == 0 and claims.finishes == 1
+    claim = await db[EMAIL_DISPATCHES].find_one({"_id": cmd.message_id})
+    assert claim is not None and claim["state"] == "sent" and claim["attempts"] == 2
+    statuses = [(e.status, e.provider_status) for e in events.events]
+    assert statuses == [(Status.PROCESSING, None), (Status.PROCESSING, None),
+                        (Status.SENT, "250")], statuses

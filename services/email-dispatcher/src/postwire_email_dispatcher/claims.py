@@ -9,10 +9,22 @@ finished_at, updated_at, data_at}``
 ``data_at`` is set by the owner right before an SMTP DATA command: from then on the server may have the
 message. A claim taken over from a dead owner with ``data_at`` set may have been delivered already; the
 dispatcher does not send it again (at most once). A release (the attempt's outcome is known) clears it.
+
+Each acquisition (a fresh claim or a take-over) writes an ``owner`` token of its own, the process's
+name and a counter, and gets it back on its ``Lease``: two deliveries of one message in one process
+(a redelivery, the gateway's republish, a delayed retry) fence each other as two processes do. The
+``data_at`` mark is the check right before DATA: it matches only this acquisition's token on a claim
+still processing, renews the lease from the current clock, and raises ``LeaseLost`` when it matches
+nothing. A handler that stalled past its lease (a MongoDB outage, a slow relay) and was taken over
+then sends nothing, and neither releases nor retries: the message is another delivery's now. A
+release matches the token too, so it never wipes another acquisition's lease or mark. The outcome is
+recorded on any claim still processing: the server's answer is a fact whoever holds the lease, and
+the first one recorded stands.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -30,12 +42,23 @@ FAILED = "failed"
 ClaimKind = Literal["owned", "finished", "held"]
 
 
+@dataclass
+class Lease:
+    """One acquisition's hold on a claim: the owner token it wrote and when its lease runs out."""
+
+    message_id: str
+    token: str
+    until: datetime
+
+
 @dataclass(frozen=True)
 class Claim:
     """The result of claiming: ours to submit, already finished, or held by a live lease."""
 
     kind: ClaimKind
     doc: Document
+    lease: Lease | None = None
+    """This acquisition's lease when the claim is owned."""
 
     @property
     def attempts(self) -> int:
@@ -44,7 +67,7 @@ class Claim:
 
 
 class LeaseLost(Exception):
-    """Another worker holds the claim now."""
+    """The claim is another acquisition's now (or finished): send nothing, release nothing."""
 
 
 class Claims:
@@ -54,16 +77,18 @@ class Claims:
         self._coll = collection
         self._owner = owner
         self._lease = timedelta(seconds=lease)
+        self._tokens = itertools.count(1)
 
     async def acquire(self, message_id: str, now: datetime) -> Claim:
         """Insert a fresh claim, or take over one whose lease expired, or report what holds it."""
+        lease = Lease(message_id, f"{self._owner}:{next(self._tokens)}", now + self._lease)
         doc: Document = {
-            "_id": message_id, "state": PROCESSING, "owner": self._owner,
-            "lease_until": now + self._lease, "attempts": 1, "created_at": now, "updated_at": now,
+            "_id": message_id, "state": PROCESSING, "owner": lease.token,
+            "lease_until": lease.until, "attempts": 1, "created_at": now, "updated_at": now,
         }
         try:
             await self._coll.insert_one(doc)
-            return Claim("owned", doc)
+            return Claim("owned", doc, lease)
         except DuplicateKeyError:
             pass
         existing = await self._coll.find_one({"_id": message_id})
@@ -75,32 +100,38 @@ class Claims:
             return Claim("held", existing)
         taken = await self._coll.find_one_and_update(
             {"_id": message_id, "state": PROCESSING, "lease_until": {"$lt": now}},
-            {"$set": {"owner": self._owner, "lease_until": now + self._lease, "updated_at": now},
+            {"$set": {"owner": lease.token, "lease_until": lease.until, "updated_at": now},
              "$inc": {"attempts": 1}},
             return_document=ReturnDocument.AFTER,
         )
         if taken is not None:
-            return Claim("owned", taken)
+            return Claim("owned", taken, lease)
         latest = await self._coll.find_one({"_id": message_id})
         if latest is not None and latest["state"] != PROCESSING:
             return Claim("finished", latest)
         return Claim("held", latest or existing)
 
-    async def release(self, message_id: str, now: datetime, error: str) -> None:
-        """Give the lease up after a transient failure, so the scheduled retry can take it at once."""
-        await self._coll.update_one(
-            {"_id": message_id, "state": PROCESSING, "owner": self._owner},
+    async def release(self, lease: Lease, now: datetime, error: str) -> None:
+        """Give the lease up after a transient failure, so the scheduled retry can take it at once;
+        ``LeaseLost`` when it was not this acquisition's any more (then there is nothing to retry)."""
+        released = await self._coll.update_one(
+            {"_id": lease.message_id, "state": PROCESSING, "owner": lease.token},
             {"$set": {"owner": None, "lease_until": now, "last_error": error, "updated_at": now},
              "$unset": {"data_at": ""}},
         )
+        if released.matched_count == 0:
+            raise LeaseLost(f"claim {lease.message_id} is no longer {lease.token}'s")
 
-    async def mark_data(self, message_id: str, now: datetime) -> None:
-        """Record that DATA is about to be sent under our lease; ``LeaseLost`` if it is not ours."""
-        result = await self._coll.update_one(
-            {"_id": message_id, "state": PROCESSING, "owner": self._owner},
-            {"$set": {"data_at": now, "updated_at": now}})
-        if result.matched_count == 0:
-            raise LeaseLost(f"claim {message_id} is no longer ours")
+    async def mark_data(self, lease: Lease, now: datetime) -> None:
+        """Record that DATA is about to be sent under ``lease``, renewing it from ``now``;
+        ``LeaseLost`` when the claim is another's or finished."""
+        until = now + self._lease
+        marked = await self._coll.update_one(
+            {"_id": lease.message_id, "state": PROCESSING, "owner": lease.token},
+            {"$set": {"data_at": now, "lease_until": until, "updated_at": now}})
+        if marked.matched_count == 0:
+            raise LeaseLost(f"claim {lease.message_id} is no longer {lease.token}'s")
+        lease.until = until
 
     async def finish(self, message_id: str, now: datetime, state: str,
                      fields: dict[str, Any]) -> Document:

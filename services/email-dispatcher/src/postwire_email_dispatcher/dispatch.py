@@ -14,6 +14,10 @@ dead owner with ``data_at`` set ends FAILED ``outcome_unknown`` instead of being
 may have taken it; its answer was never recorded). A crash before DATA is retried as usual. So is a
 ``data_at`` this process wrote without hearing back (MongoDB went away with the write applied and its
 answer lost): DATA was not begun then, so the mark is known to be empty.
+
+The ``data_at`` mark is also the lease check right before DATA (``Claims.mark_data``): a delivery that
+stalled past its lease and was taken over by another ends there, acked, with no DATA, release, retry
+or event of its own.
 """
 
 from __future__ import annotations
@@ -36,10 +40,10 @@ from postwire_platform.mongo import Document
 from postwire_platform.uncancellable import run_to_completion
 
 from .answers import DeliveryError, SmtpAnswer
-from .claims import FAILED, SENT, Claim, Claims
+from .claims import FAILED, SENT, Claim, Claims, LeaseLost
 from .compose import Tracking, compose, envelope_sender, sender_domain
 from .stores import DomainKeys, Suppressions
-from .transport import EmailTransport, Outgoing
+from .transport import EmailTransport, NotRecorded, Outgoing
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +99,7 @@ class Dispatcher:
         self._unrecorded: dict[str, tuple[str, str, dict[str, Any]]] = {}
         """Outcomes known here whose claim update failed (MongoDB down): recorded on redelivery,
         instead of the take-over reading the claim's ``data_at`` as an unknown outcome."""
-        self._unanswered = UnansweredMarks()
+        self._unanswered = UnansweredMarks(refused=(LeaseLost,))
         """``data_at`` marks whose write failed here, so DATA was not begun."""
 
     async def dispatch(self, cmd: SendEmail) -> None:
@@ -113,6 +117,8 @@ class Dispatcher:
         if claim.kind == "held":
             await self._sink.delay(cmd, topology.EMAIL_SEND_QUEUE, self._config.recheck_seconds)
             return
+        lease = claim.lease
+        assert lease is not None, "an owned claim has a lease"
         await self._publish(processing_event(cmd, claim.doc))
         transport = self._transports.live if cmd.live else self._transports.sandbox
         data_at = claim.doc.get("data_at")
@@ -134,18 +140,25 @@ class Dispatcher:
                             mail_from=envelope_sender(cmd, key), recipients=recipients,
                             data=composed.data, pixel_url=composed.pixel_url,
                             before_data=lambda: self._unanswered.write(
-                                cmd.message_id, self._clock(), self._claims.mark_data))
+                                cmd.message_id, self._clock(),
+                                lambda _, at: self._claims.mark_data(lease, at)))
         sent_fields = {"provider_message_id": composed.message_id_header,
                        "dkim_domain": key.domain if key else None, "skipped": sorted(suppressed)}
         # The SMTP transaction and the record of its answer: one step a closing channel cannot cut.
-        await run_to_completion(self._transmit(cmd, claim, transport, outgoing, sent_fields),
-                                name=f"SMTP transaction {cmd.message_id}")
+        try:
+            await run_to_completion(self._transmit(cmd, claim, transport, outgoing, sent_fields),
+                                    name=f"SMTP transaction {cmd.message_id}")
+        except LeaseLost:
+            log.info("claim taken over by another delivery; this one stops",
+                     extra={"message_id": cmd.message_id})
 
     async def _transmit(self, cmd: SendEmail, claim: Claim, transport: EmailTransport,
                         outgoing: Outgoing, sent_fields: dict[str, Any]) -> None:
         try:
             accepted = await transport.deliver(outgoing)
         except DeliveryError as exc:
+            if _lease_lost(exc):  # the DATA mark found the claim another's: DATA was not sent
+                raise LeaseLost(f"claim {cmd.message_id} was taken over") from exc
             if exc.transient:
                 await self._retry_or_soft_bounce(cmd, claim, transport.name, exc.answer)
             else:
@@ -192,7 +205,8 @@ class Dispatcher:
             message_id=cmd.message_id, tenant_id=cmd.tenant_id, provider_status="deferred",
             detail={**answer.as_detail(), "attempt": attempts, "retry_in_seconds": seconds,
                     "transport": transport}))
-        await self._claims.release(cmd.message_id, self._clock(), answer.line())
+        assert claim.lease is not None, "an owned claim has a lease"
+        await self._claims.release(claim.lease, self._clock(), answer.line())
         await self._sink.delay(msgspec.structs.replace(cmd, attempt=attempts),
                                topology.EMAIL_SEND_QUEUE, seconds)
 
@@ -226,6 +240,12 @@ class Dispatcher:
 
     async def _publish(self, event: StatusEvent) -> None:
         await self._sink.publish(event, topology.status_key(Channel.EMAIL), message_id=event.event_id)
+
+
+def _lease_lost(exc: DeliveryError) -> bool:
+    """Whether the delivery was abandoned because its DATA mark raised ``LeaseLost``."""
+    cause = exc.__cause__
+    return isinstance(cause, NotRecorded) and isinstance(cause.__cause__, LeaseLost)
 
 
 def _smtp(answer: SmtpAnswer) -> dict[str, Any]:
