@@ -131,15 +131,17 @@ class Claims:
 
     async def finish(self, message_id: str, now: datetime, state: str,
                      fields: dict[str, Any]) -> Document:
-        """Record the outcome once; if another worker recorded one first, return theirs."""
-        done = await self._coll.find_one_and_update(
-            {"_id": message_id, "state": PROCESSING},
-            {"$set": {"state": state, "finished_at": now, "updated_at": now, "owner": None,
-                      **fields}},
-            return_document=ReturnDocument.AFTER,
-        )
-        if done is not None:
-            return done
+        """Record the outcome once; if another worker recorded one first, return theirs.
+
+        A conditional ``update_one``, whose recorded fields are then known without reading them
+        back; not a ``findAndModify``, which SecantusDB (tests, ``make run``, the bench) answers by
+        scanning the whole collection (docs/performance.md, change 22)."""
+        outcome: Document = {"state": state, "finished_at": now, "updated_at": now, "owner": None,
+                             **fields}
+        done = await self._coll.update_one({"_id": message_id, "state": PROCESSING},
+                                           {"$set": outcome})
+        if done.matched_count:
+            return {"_id": message_id, **outcome}
         recorded = await self._coll.find_one({"_id": message_id})
         if recorded is None:
             raise LookupError(f"claim {message_id} disappeared")
