@@ -21,6 +21,7 @@ from postwire_email_dispatcher.transport import Accepted, EmailTransport, Outgoi
 from postwire_platform.clock import Clock, utcnow
 from postwire_platform.mongo import DOMAINS, EMAIL_DISPATCHES, SUPPRESSIONS, Document
 from postwire_platform.uncancellable import finish_detached
+from postwire_testing.doubles import HandClock
 from postwire_testing.smtp_sink import SmtpSink
 
 from .email_support import command
@@ -212,19 +213,6 @@ async def test_a_handler_cancelled_during_the_smtp_transaction_still_records_its
     statuses = [e.status for e in events.events]
     assert statuses == [Status.PROCESSING, Status.SENT, Status.PROCESSING, Status.SENT], statuses
     assert events.events[1].event_id == events.events[3].event_id
-
-
-class HandClock:
-    """A clock the test moves forward by hand."""
-
-    def __init__(self) -> None:
-        self.now = utcnow()
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 class RacingClaims(Claims):

@@ -4,17 +4,13 @@ against the fake carrier; the dispatcher driven directly, with a clock the test 
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
 from typing import Any
 
-import msgspec
 import smpp34
 from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 
-from postwire_contracts.messages import StatusEvent
 from postwire_contracts.status import Status
-from postwire_platform.clock import utcnow
 from postwire_platform.mongo import DISPATCHES, Document
 from postwire_sms_dispatcher.carrier import HttpCarrier, SmsCarrier
 from postwire_sms_dispatcher.claims import Claims
@@ -22,6 +18,7 @@ from postwire_sms_dispatcher.dispatch import Carriers, DispatchConfig, Dispatche
 from postwire_sms_dispatcher.gate import STANDARD, PriorityGate
 from postwire_sms_dispatcher.routes import HttpRoute, RoutingTable, SmppRoute
 from postwire_sms_dispatcher.smpp import SmppCarrier
+from postwire_testing.doubles import HandClock, KeptEvents
 from postwire_testing.fake_carrier import FakeCarrier
 from postwire_testing.smsc import SmscSimulator
 
@@ -29,36 +26,6 @@ from .sms_support import command
 
 LEASE = 3.0
 """The fault suite's lease."""
-
-
-class HandClock:
-    """A clock the test moves forward by hand."""
-
-    def __init__(self) -> None:
-        self.now = utcnow()
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
-class Events:
-    """Status events and delayed commands, kept in memory."""
-
-    def __init__(self) -> None:
-        self.events: list[StatusEvent] = []
-        self.delayed: list[msgspec.Struct] = []
-
-    async def publish(self, message: msgspec.Struct, routing_key: str, *,
-                      message_id: str | None = None, headers: dict[str, Any] | None = None) -> None:
-        assert isinstance(message, StatusEvent)
-        self.events.append(message)
-
-    async def delay(self, message: msgspec.Struct, target_queue: str, seconds: float, *,
-                    message_id: str | None = None) -> None:
-        self.delayed.append(message)
 
 
 class CountingClaims(Claims):
@@ -110,7 +77,7 @@ async def test_a_submit_stalled_in_the_window_past_its_lease_is_not_made_once_an
     over and submits. When X gets its slot, its lease check finds the claim another's: X submits
     nothing and ends without a release, a retry or a status event."""
     clock = HandClock()
-    events = Events()
+    events = KeptEvents()
     async with SmscSimulator(receipt_delay=0.05) as smsc:
         route = SmppRoute(host="127.0.0.1", port=smsc.port, system_id="postwire",
                           password="secret", reference_tlv=0x1400, reconnect_min=0.1)
@@ -187,7 +154,7 @@ async def _dispatch_once_over_http(mongodb_url: str, db: AsyncDatabase[Document]
             http = HttpCarrier(fake.url, "tok")
             try:
                 dispatcher = Dispatcher(
-                    Claims(client[db.name][DISPATCHES], "worker-a", LEASE), Events(),
+                    Claims(client[db.name][DISPATCHES], "worker-a", LEASE), KeptEvents(),
                     one_route("http", HttpRoute(url=fake.url), http), config(), clock,
                     opt_outs=AdvancingOptOuts(clock, elapsed))
                 cmd = command()

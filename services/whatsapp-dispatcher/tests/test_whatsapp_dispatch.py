@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-import msgspec
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from postwire_contracts import topology
-from postwire_contracts.messages import StatusEvent
 from postwire_contracts.status import Status
 from postwire_platform.clock import utcnow
 from postwire_platform.mongo import OPT_OUTS, TENANTS, WHATSAPP_DISPATCHES, Document
 from postwire_platform.uncancellable import finish_detached
+from postwire_testing.doubles import HandClock, KeptEvents
 from postwire_testing.fake_graph import FakeGraph
 from postwire_testing.taps import EventTap
 from postwire_whatsapp_dispatcher.claims import Claims
@@ -300,36 +299,6 @@ async def test_a_handler_cancelled_during_the_call_still_records_metas_answer(
     assert not tap.of(cmd.message_id, Status.FAILED)
 
 
-class HandClock:
-    """A clock the test moves forward by hand."""
-
-    def __init__(self) -> None:
-        self.now = utcnow()
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
-class Events:
-    """Status events and delayed commands, kept in memory."""
-
-    def __init__(self) -> None:
-        self.events: list[StatusEvent] = []
-        self.delayed: list[msgspec.Struct] = []
-
-    async def publish(self, message: msgspec.Struct, routing_key: str, *,
-                      message_id: str | None = None, headers: dict[str, Any] | None = None) -> None:
-        assert isinstance(message, StatusEvent)
-        self.events.append(message)
-
-    async def delay(self, message: msgspec.Struct, target_queue: str, seconds: float, *,
-                    message_id: str | None = None) -> None:
-        self.delayed.append(message)
-
-
 class StalledClaims(Claims):
     """Claims whose first call mark waits for ``go`` before it is written; releases are counted."""
 
@@ -359,7 +328,7 @@ async def test_a_handler_stalled_past_its_lease_calls_nothing_once_another_took_
     Meta, without a release and without a retry."""
     settings = make_settings(amqp_url, mongodb_url, db_name, graph.url)
     clock = HandClock()
-    events = Events()
+    events = KeptEvents()
     claims = StalledClaims(db[WHATSAPP_DISPATCHES], "worker-a", 3.0)
     client = GraphClient(graph.url, settings.whatsapp_graph_version, timeout=5.0)
     dispatcher = Dispatcher(

@@ -1,0 +1,42 @@
+"""Small test doubles for driving a dispatcher directly: a clock moved by hand and an event sink
+that keeps what it is given."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from postwire_contracts.messages import StatusEvent
+from postwire_platform.clock import utcnow
+
+
+class HandClock:
+    """A clock the test moves forward by hand."""
+
+    def __init__(self) -> None:
+        self.now = utcnow()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+class KeptEvents:
+    """An event sink (``publish``/``delay``) that keeps the status events and delayed commands."""
+
+    def __init__(self) -> None:
+        self.events: list[StatusEvent] = []
+        self.delayed: list[msgspec.Struct] = []
+
+    async def publish(self, message: msgspec.Struct, routing_key: str, *,
+                      message_id: str | None = None, headers: dict[str, Any] | None = None) -> None:
+        assert isinstance(message, StatusEvent)
+        self.events.append(message)
+
+    async def delay(self, message: msgspec.Struct, target_queue: str, seconds: float, *,
+                    message_id: str | None = None) -> None:
+        self.delayed.append(message)
