@@ -14,11 +14,12 @@ from pymongo.errors import AutoReconnect
 
 from postwire_contracts.messages import SendEmail, StatusEvent
 from postwire_contracts.status import Status
-from postwire_email_dispatcher.claims import Claims, Lease
+from postwire_email_dispatcher.claims import Claims
 from postwire_email_dispatcher.dispatch import DispatchConfig, Dispatcher, Transports
 from postwire_email_dispatcher.stores import DomainKeys, Suppressions
 from postwire_email_dispatcher.transport import Accepted, EmailTransport, Outgoing, RelayTransport
 from postwire_platform.clock import Clock, utcnow
+from postwire_platform.leases import Lease
 from postwire_platform.mongo import DOMAINS, EMAIL_DISPATCHES, SUPPRESSIONS, Document
 from postwire_platform.uncancellable import finish_detached
 from postwire_testing.doubles import HandClock

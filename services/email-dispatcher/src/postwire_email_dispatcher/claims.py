@@ -33,22 +33,13 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
+from postwire_platform.leases import PROCESSING, Lease, LeaseLost, record_once
 from postwire_platform.mongo import Document
 
-PROCESSING = "processing"
 SENT = "sent"
 FAILED = "failed"
 
 ClaimKind = Literal["owned", "finished", "held"]
-
-
-@dataclass
-class Lease:
-    """One acquisition's hold on a claim: the owner token it wrote and when its lease runs out."""
-
-    message_id: str
-    token: str
-    until: datetime
 
 
 @dataclass(frozen=True)
@@ -64,10 +55,6 @@ class Claim:
     def attempts(self) -> int:
         """Submissions started under this claim, this one included when owned."""
         return int(self.doc.get("attempts", 0))
-
-
-class LeaseLost(Exception):
-    """The claim is another acquisition's now (or finished): send nothing, release nothing."""
 
 
 class Claims:
@@ -135,18 +122,6 @@ class Claims:
 
     async def finish(self, message_id: str, now: datetime, state: str,
                      fields: dict[str, Any]) -> Document:
-        """Record the outcome once; if another worker recorded one first, return theirs.
-
-        A conditional ``update_one``, whose recorded fields are then known without reading them
-        back; not a ``findAndModify``, which SecantusDB (tests, ``make run``, the bench) answers by
-        scanning the whole collection (docs/performance.md, change 22)."""
-        outcome: Document = {"state": state, "finished_at": now, "updated_at": now, "owner": None,
-                             **fields}
-        done = await self._coll.update_one({"_id": message_id, "state": PROCESSING},
-                                           {"$set": outcome})
-        if done.matched_count:
-            return {"_id": message_id, **outcome}
-        recorded = await self._coll.find_one({"_id": message_id})
-        if recorded is None:
-            raise LookupError(f"claim {message_id} disappeared")
-        return recorded
+        """Record the outcome once; if another worker recorded one first, return theirs."""
+        return await record_once(self._coll, message_id, {
+            "state": state, "finished_at": now, "updated_at": now, "owner": None, **fields})

@@ -35,12 +35,13 @@ from postwire_contracts.email_events import EMAIL_HARD_BOUNCE, EMAIL_SOFT_BOUNCE
 from postwire_contracts.messages import SendEmail, StatusEvent
 from postwire_contracts.status import Channel, Status
 from postwire_platform.clock import Clock, utcnow
+from postwire_platform.leases import LeaseLost
 from postwire_platform.marks import UnansweredMarks
 from postwire_platform.mongo import Document
 from postwire_platform.uncancellable import run_to_completion
 
 from .answers import DeliveryError, SmtpAnswer
-from .claims import FAILED, SENT, Claim, Claims, LeaseLost
+from .claims import FAILED, SENT, Claim, Claims
 from .compose import Tracking, compose, envelope_sender, sender_domain
 from .stores import DomainKeys, Suppressions
 from .transport import EmailTransport, NotRecorded, Outgoing

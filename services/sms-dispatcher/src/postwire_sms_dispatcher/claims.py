@@ -34,27 +34,14 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, PyMongoError
 
 from postwire_platform.batching import Coalescer
+from postwire_platform.leases import PROCESSING, Lease, LeaseLost, record_once
 from postwire_platform.mongo import Document
 
-PROCESSING = "processing"
 SENT = "sent"
 FAILED = "failed"
 
 ClaimKind = Literal["owned", "finished", "held"]
 DUPLICATE_KEY = 11000
-
-
-@dataclass
-class Lease:
-    """One acquisition's hold on a claim: the owner token it wrote and when its lease runs out."""
-
-    message_id: str
-    token: str
-    until: datetime
-
-
-class LeaseLost(Exception):
-    """The claim is another acquisition's now (or finished): submit nothing, release nothing."""
 
 
 @dataclass(frozen=True)
@@ -171,17 +158,7 @@ class Claims:
 
     async def _finish_one(self, message_id: str, now: datetime, state: str,
                           fields: dict[str, Any]) -> Document:
-        done = await self._coll.find_one_and_update(
-            {"_id": message_id, "state": PROCESSING},
-            {"$set": _outcome(now, state, fields)},
-            return_document=ReturnDocument.AFTER,
-        )
-        if done is not None:
-            return done
-        recorded = await self._coll.find_one({"_id": message_id})
-        if recorded is None:
-            raise LookupError(f"claim {message_id} disappeared")
-        return recorded
+        return await record_once(self._coll, message_id, _outcome(now, state, fields))
 
 
 def _outcome(now: datetime, state: str, fields: dict[str, Any]) -> Document:

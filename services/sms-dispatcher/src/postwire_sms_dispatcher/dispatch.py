@@ -27,6 +27,7 @@ from postwire_contracts import topology
 from postwire_contracts.messages import SendSms, StatusEvent
 from postwire_contracts.status import Channel, Status
 from postwire_platform.clock import Clock, utcnow
+from postwire_platform.leases import LeaseLost
 from postwire_platform.metrics import provider_call
 from postwire_platform.mongo import Document
 from postwire_platform.uncancellable import run_to_completion
@@ -41,7 +42,7 @@ from .carrier import (
     TransientCarrierError,
     callback_url,
 )
-from .claims import FAILED, SENT, Claim, Claims, LeaseLost
+from .claims import FAILED, SENT, Claim, Claims
 from .deliveries import RecentSubmits
 from .routes import RoutingTable
 

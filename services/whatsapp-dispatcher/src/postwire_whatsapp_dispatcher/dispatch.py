@@ -28,6 +28,7 @@ from postwire_contracts import topology
 from postwire_contracts.messages import SendWhatsApp, StatusEvent
 from postwire_contracts.status import Channel, Status
 from postwire_platform.clock import Clock, utcnow
+from postwire_platform.leases import Lease, LeaseLost
 from postwire_platform.metrics import provider_call
 from postwire_platform.mongo import Document
 from postwire_platform.uncancellable import run_to_completion
@@ -35,7 +36,7 @@ from postwire_whatsapp import cloud_api
 from postwire_whatsapp.cloud_api import GraphError, Handling
 from postwire_whatsapp.numbers import wa_id
 
-from .claims import FAILED, SENT, Claims, Lease, LeaseLost
+from .claims import FAILED, SENT, Claims
 from .graph import GraphRefused, GraphSend, GraphUnavailable, WhatsAppClient
 from .lines import Line, LineResolver, LineUnavailable
 from .pacing import Pacer, delay_step

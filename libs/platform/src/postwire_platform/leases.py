@@ -1,0 +1,47 @@
+"""What the three dispatchers' claim collections share: one acquisition's lease, the error for a
+lease that is another's now, and recording an outcome once.
+
+Each dispatcher keeps its own claim protocol (``claims.py`` of each service: what a take-over may
+do differs by channel); docs/reliability.md, "Claims and their leases".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from pymongo.asynchronous.collection import AsyncCollection
+
+from .mongo import Document
+
+PROCESSING = "processing"
+
+
+@dataclass
+class Lease:
+    """One acquisition's hold on a claim: the owner token it wrote and when its lease runs out."""
+
+    message_id: str
+    token: str
+    until: datetime
+
+
+class LeaseLost(Exception):
+    """The claim is another acquisition's now (or finished): call nothing, release nothing."""
+
+
+async def record_once(collection: AsyncCollection[Document], message_id: str,
+                      outcome: Document) -> Document:
+    """Set ``outcome`` on the claim if it is still processing and return the recorded claim: the
+    fields written when this call recorded them (no read), else the outcome recorded first.
+
+    A conditional ``update_one``, not a ``findAndModify``: SecantusDB (tests, ``make run``, the
+    bench) writes a findAndModify with a filter no index serves, scanning the whole collection
+    each time (docs/performance.md, change 22)."""
+    done = await collection.update_one({"_id": message_id, "state": PROCESSING}, {"$set": outcome})
+    if done.matched_count:
+        return {"_id": message_id, **outcome}
+    recorded = await collection.find_one({"_id": message_id})
+    if recorded is None:
+        raise LookupError(f"claim {message_id} disappeared")
+    return recorded
