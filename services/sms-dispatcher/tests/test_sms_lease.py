@@ -7,7 +7,7 @@ import asyncio
 from typing import Any
 
 import smpp34
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from postwire_contracts.status import Status
@@ -20,6 +20,7 @@ from postwire_sms_dispatcher.routes import HttpRoute, RoutingTable, SmppRoute
 from postwire_sms_dispatcher.smpp import SmppCarrier
 from postwire_testing.doubles import HandClock, KeptEvents
 from postwire_testing.fake_carrier import FakeCarrier
+from postwire_testing.mongo_commands import CollectionCommands
 from postwire_testing.smsc import SmscSimulator
 
 from .sms_support import command
@@ -107,26 +108,18 @@ async def test_a_submit_stalled_in_the_window_past_its_lease_is_not_made_once_an
     assert [e.status for e in events.events] == [Status.PROCESSING, Status.SENT]
 
 
-class DispatchWrites(monitoring.CommandListener):
+WRITES = ("insert", "update", "findAndModify", "delete")
+
+
+def writes(commands: CollectionCommands) -> list[tuple[str, list[dict[str, Any]]]]:
     """The write commands sent to ``dispatches``, with their update filters."""
-
-    def __init__(self) -> None:
-        self.writes: list[tuple[str, list[dict[str, Any]]]] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        name = event.command_name
-        if name in ("insert", "update", "findAndModify", "delete") and \
-                event.command.get(name) == DISPATCHES:
-            filters = [dict(u["q"]) for u in event.command.get("updates", [])]
-            if name == "findAndModify":
-                filters = [dict(event.command["query"])]
-            self.writes.append((name, filters))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
+    out: list[tuple[str, list[dict[str, Any]]]] = []
+    for name, sent in zip(commands.names, commands.commands, strict=True):
+        if name in WRITES:
+            filters = ([dict(sent["query"])] if name == "findAndModify"
+                       else [dict(u["q"]) for u in sent.get("updates", [])])
+            out.append((name, filters))
+    return out
 
 
 class AdvancingOptOuts:
@@ -142,12 +135,12 @@ class AdvancingOptOuts:
 
 
 async def _dispatch_once_over_http(mongodb_url: str, db: AsyncDatabase[Document],
-                                   elapsed: float) -> tuple[DispatchWrites, str]:
+                                   elapsed: float) -> tuple[CollectionCommands, str]:
     """One message over the HTTP carrier, ``elapsed`` seconds of the lease gone before its submit;
     the writes to ``dispatches`` and the message id."""
-    writes = DispatchWrites()
+    commands = CollectionCommands(DISPATCHES)
     client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_url, tz_aware=True,
-                                                         event_listeners=[writes])
+                                                         event_listeners=[commands])
     clock = HandClock()
     try:
         async with FakeCarrier(dlr_stat=None) as fake:
@@ -164,22 +157,23 @@ async def _dispatch_once_over_http(mongodb_url: str, db: AsyncDatabase[Document]
             assert fake.count_for(cmd.message_id) == 1
     finally:
         await client.close()
-    return writes, cmd.message_id
+    return commands, cmd.message_id
 
 
 async def test_a_submit_under_a_live_lease_adds_no_database_write(
         mongodb_url: str, db: AsyncDatabase[Document]) -> None:
     """The lease check costs nothing while the lease is comfortably valid: the claim and the outcome
     are the only writes (each group-committed)."""
-    writes, _ = await _dispatch_once_over_http(mongodb_url, db, elapsed=0.5)
-    assert [name for name, _ in writes.writes] == ["insert", "update"]
+    commands, _ = await _dispatch_once_over_http(mongodb_url, db, elapsed=0.5)
+    assert [name for name, _ in writes(commands)] == ["insert", "update"]
 
 
 async def test_a_lease_close_to_its_end_is_renewed_once_before_the_submit(
         mongodb_url: str, db: AsyncDatabase[Document]) -> None:
-    writes, message_id = await _dispatch_once_over_http(mongodb_url, db, elapsed=LEASE * 0.8)
-    assert [name for name, _ in writes.writes] == ["insert", "update", "update"]
-    [renewal] = writes.writes[1][1]
+    commands, message_id = await _dispatch_once_over_http(mongodb_url, db, elapsed=LEASE * 0.8)
+    made = writes(commands)
+    assert [name for name, _ in made] == ["insert", "update", "update"]
+    [renewal] = made[1][1]
     assert renewal["_id"] == message_id and renewal["state"] == "processing"
     assert renewal["owner"].startswith("worker-a:")  # this acquisition's own token
     claim = await db[DISPATCHES].find_one({"_id": message_id})

@@ -1,5 +1,5 @@
 """What the three dispatchers' claim collections share: one acquisition's lease, the error for a
-lease that is another's now, and recording an outcome once.
+lease that is another's now, a write fenced by the lease, and recording an outcome once.
 
 Each dispatcher keeps its own claim protocol (``claims.py`` of each service: what a take-over may
 do differs by channel); docs/reliability.md, "Claims and their leases".
@@ -28,6 +28,15 @@ class Lease:
 
 class LeaseLost(Exception):
     """The claim is another acquisition's now (or finished): call nothing, release nothing."""
+
+
+async def fenced(collection: AsyncCollection[Document], lease: Lease, update: Document) -> None:
+    """Apply ``update`` to the claim only while it is still processing under ``lease``'s own token;
+    ``LeaseLost`` when that matches nothing (another acquisition took it over, or it finished)."""
+    done = await collection.update_one(
+        {"_id": lease.message_id, "state": PROCESSING, "owner": lease.token}, update)
+    if done.matched_count == 0:
+        raise LeaseLost(f"claim {lease.message_id} is no longer {lease.token}'s")
 
 
 async def record_once(collection: AsyncCollection[Document], message_id: str,

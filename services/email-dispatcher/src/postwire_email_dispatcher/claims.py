@@ -33,7 +33,7 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
-from postwire_platform.leases import PROCESSING, Lease, LeaseLost, record_once
+from postwire_platform.leases import PROCESSING, Lease, fenced, record_once
 from postwire_platform.mongo import Document
 
 SENT = "sent"
@@ -101,23 +101,16 @@ class Claims:
     async def release(self, lease: Lease, now: datetime, error: str) -> None:
         """Give the lease up after a transient failure, so the scheduled retry can take it at once;
         ``LeaseLost`` when it was not this acquisition's any more (then there is nothing to retry)."""
-        released = await self._coll.update_one(
-            {"_id": lease.message_id, "state": PROCESSING, "owner": lease.token},
-            {"$set": {"owner": None, "lease_until": now, "last_error": error, "updated_at": now},
-             "$unset": {"data_at": ""}},
-        )
-        if released.matched_count == 0:
-            raise LeaseLost(f"claim {lease.message_id} is no longer {lease.token}'s")
+        await fenced(self._coll, lease, {
+            "$set": {"owner": None, "lease_until": now, "last_error": error, "updated_at": now},
+            "$unset": {"data_at": ""}})
 
     async def mark_data(self, lease: Lease, now: datetime) -> None:
         """Record that DATA is about to be sent under ``lease``, renewing it from ``now``;
         ``LeaseLost`` when the claim is another's or finished."""
         until = now + self._lease
-        marked = await self._coll.update_one(
-            {"_id": lease.message_id, "state": PROCESSING, "owner": lease.token},
-            {"$set": {"data_at": now, "lease_until": until, "updated_at": now}})
-        if marked.matched_count == 0:
-            raise LeaseLost(f"claim {lease.message_id} is no longer {lease.token}'s")
+        await fenced(self._coll, lease,
+                     {"$set": {"data_at": now, "lease_until": until, "updated_at": now}})
         lease.until = until
 
     async def finish(self, message_id: str, now: datetime, state: str,

@@ -34,7 +34,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, PyMongoError
 
 from postwire_platform.batching import Coalescer
-from postwire_platform.leases import PROCESSING, Lease, LeaseLost, record_once
+from postwire_platform.leases import PROCESSING, Lease, fenced, record_once
 from postwire_platform.mongo import Document
 
 SENT = "sent"
@@ -110,22 +110,14 @@ class Claims:
         if now < lease.until - self._margin:
             return
         until = now + self._lease
-        renewed = await self._coll.update_one(
-            {"_id": lease.message_id, "state": PROCESSING, "owner": lease.token},
-            {"$set": {"lease_until": until, "updated_at": now}})
-        if renewed.matched_count == 0:
-            raise LeaseLost(f"claim {lease.message_id} is no longer {lease.token}'s")
+        await fenced(self._coll, lease, {"$set": {"lease_until": until, "updated_at": now}})
         lease.until = until
 
     async def release(self, lease: Lease, now: datetime, error: str) -> None:
         """Give the lease up after a transient failure, so the scheduled retry can take it at once;
         ``LeaseLost`` when it was not this acquisition's any more (then there is nothing to retry)."""
-        released = await self._coll.update_one(
-            {"_id": lease.message_id, "state": PROCESSING, "owner": lease.token},
-            {"$set": {"owner": None, "lease_until": now, "last_error": error, "updated_at": now}},
-        )
-        if released.matched_count == 0:
-            raise LeaseLost(f"claim {lease.message_id} is no longer {lease.token}'s")
+        await fenced(self._coll, lease, {
+            "$set": {"owner": None, "lease_until": now, "last_error": error, "updated_at": now}})
 
     async def finish(self, message_id: str, now: datetime, state: str,
                      fields: dict[str, Any]) -> Document:

@@ -1,0 +1,72 @@
+"""The claims' shared writes on a real SecantusDB: an outcome recorded once (one update, answered as
+stored, the first one standing) and a write fenced by one acquisition's lease."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from postwire_platform.clock import utcnow
+from postwire_platform.ids import new_id
+from postwire_platform.leases import PROCESSING, Lease, LeaseLost, fenced, record_once
+from postwire_platform.mongo import Document
+from postwire_testing.mongo_commands import CollectionCommands
+
+CLAIMS = "claims"
+
+
+async def _claim(db: AsyncDatabase[Document], token: str) -> Lease:
+    now = utcnow()
+    lease = Lease(new_id(), token, now + timedelta(seconds=30))
+    await db[CLAIMS].insert_one({"_id": lease.message_id, "state": PROCESSING, "owner": token,
+                                 "lease_until": lease.until, "created_at": now})
+    return lease
+
+
+async def test_an_outcome_is_recorded_once_by_one_update_and_answered_as_stored(
+        mongodb_url: str, db: AsyncDatabase[Document]) -> None:
+    commands = CollectionCommands(CLAIMS)
+    client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_url, tz_aware=True,
+                                                         event_listeners=[commands])
+    try:
+        claims = client[db.name][CLAIMS]
+        lease = await _claim(db, "worker-1:1")
+        now = utcnow()
+        recorded = await record_once(claims, lease.message_id, {
+            "state": "sent", "finished_at": now, "updated_at": now, "owner": None,
+            "provider_message_id": "<m@example.com>", "smtp": {"code": 250, "text": "ok"}})
+        assert commands.names == ["update"]
+        stored = await db[CLAIMS].find_one({"_id": lease.message_id})
+        assert stored is not None
+        for key, value in recorded.items():  # every field answered is the stored one
+            if key in ("finished_at", "updated_at"):  # BSON keeps milliseconds
+                assert abs((stored[key] - value).total_seconds()) < 0.001
+            else:
+                assert stored[key] == value, key
+
+        # a later outcome (another delivery's) does not overwrite the first, and gets it back
+        second = await record_once(claims, lease.message_id, {"state": "failed",
+                                                              "error_code": "unavailable"})
+        assert second["state"] == "sent" and second["provider_message_id"] == "<m@example.com>"
+        again = await db[CLAIMS].find_one({"_id": lease.message_id})
+        assert again is not None and again["state"] == "sent" and "error_code" not in again
+        assert "findAndModify" not in commands.names
+    finally:
+        await client.close()
+
+
+async def test_a_fenced_write_lands_only_under_its_own_acquisitions_token(
+        db: AsyncDatabase[Document]) -> None:
+    lease = await _claim(db, "worker-1:1")
+    await fenced(db[CLAIMS], lease, {"$set": {"mark": 1}})
+    stale = Lease(lease.message_id, "worker-1:0", lease.until)  # an earlier acquisition, same process
+    with pytest.raises(LeaseLost):
+        await fenced(db[CLAIMS], stale, {"$set": {"mark": 2}})
+    await db[CLAIMS].update_one({"_id": lease.message_id}, {"$set": {"state": "sent"}})
+    with pytest.raises(LeaseLost):  # finished: nobody's any more
+        await fenced(db[CLAIMS], lease, {"$set": {"mark": 3}})
+    stored = await db[CLAIMS].find_one({"_id": lease.message_id})
+    assert stored is not None and stored["mark"] == 1
