@@ -28,7 +28,6 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import smpp34
-from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 
 from postwire_contracts import topology
@@ -174,17 +173,28 @@ class Deliveries:
         index = keys.index(key)
         base["detail"] = {**base["detail"], "part": index + 1, "parts": len(keys),
                           "part_provider_message_id": receipt.carrier_id}
-        updated = await self._dispatches.find_one_and_update(
-            {"_id": claim["_id"]}, {"$set": {f"part_states.p{index}": stat}},
-            return_document=ReturnDocument.AFTER)
-        states: dict[str, str] = (updated or claim).get("part_states") or {}
-        if outcome == "delivered" and all(states.get(f"p{i}") == "DELIVRD" for i in range(len(keys))):
+        await self._dispatches.update_one({"_id": claim["_id"]},
+                                          {"$set": {f"part_states.p{index}": stat}})
+        if outcome == "delivered" and await self._completes(claim["_id"], len(keys), part_event_id):
             await self._publish(_status(f"{claim['_id']}:smpp:delivered", "delivered", stat,
                                         receipt.err, base, **ids))
             return
         # a failed part fails the message; anything else is a SENT line in the timeline
         await self._publish(_status(part_event_id, "failed" if outcome == "failed" else "pending",
                                     stat, receipt.err, base, **ids))
+
+    async def _completes(self, message_id: str, parts: int, part_event_id: str) -> bool:
+        """Whether this part's DELIVRD is the one that announces the message DELIVERED: every part
+        has said DELIVRD and no other part's receipt announced it first. The same receipt arriving
+        again announces again (the event id is the message's, so reporting keeps it once).
+
+        Two updates by ``_id`` instead of one ``find_one_and_update``, which SecantusDB answers by
+        scanning the whole collection (docs/performance.md, change 22)."""
+        done = await self._dispatches.update_one(
+            {"_id": message_id, **{f"part_states.p{i}": "DELIVRD" for i in range(parts)},
+             "delivered_by": {"$in": [None, part_event_id]}},
+            {"$set": {"delivered_by": part_event_id}})
+        return done.matched_count == 1
 
     async def _find(self, key: str) -> Document | None:
         for attempt in range(self._attempts):
