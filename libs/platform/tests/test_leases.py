@@ -1,5 +1,6 @@
 """The claims' shared writes on a real SecantusDB: an outcome recorded once (one update, answered as
-stored, the first one standing) and a write fenced by one acquisition's lease."""
+stored, the first one standing), a write fenced by one acquisition's lease, and an expired lease taken
+over (an update and a read, never a findAndModify)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from postwire_platform.clock import utcnow
 from postwire_platform.ids import new_id
-from postwire_platform.leases import PROCESSING, Lease, LeaseLost, fenced, record_once
+from postwire_platform.leases import PROCESSING, Lease, LeaseLost, fenced, record_once, take_over
 from postwire_platform.mongo import Document
 from postwire_testing.mongo_commands import CollectionCommands
 
@@ -70,3 +71,36 @@ async def test_a_fenced_write_lands_only_under_its_own_acquisitions_token(
         await fenced(db[CLAIMS], lease, {"$set": {"mark": 3}})
     stored = await db[CLAIMS].find_one({"_id": lease.message_id})
     assert stored is not None and stored["mark"] == 1
+
+
+async def test_an_expired_lease_is_taken_over_by_an_update_and_a_read(
+        mongodb_url: str, db: AsyncDatabase[Document]) -> None:
+    commands = CollectionCommands(CLAIMS)
+    client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_url, tz_aware=True,
+                                                         event_listeners=[commands])
+    try:
+        claims = client[db.name][CLAIMS]
+        first = await _claim(db, "worker-1:1")
+        await fenced(claims, first, {"$set": {"mark": "before"}, "$inc": {"attempts": 1}})
+        now = utcnow()
+        second = Lease(first.message_id, "worker-2:1", now + timedelta(seconds=30))
+        assert await take_over(claims, second, now) is None  # first's lease has not run out
+        commands.clear()
+
+        later = first.until + timedelta(seconds=1)
+        taken = Lease(first.message_id, "worker-2:2", later + timedelta(seconds=30))
+        doc = await take_over(claims, taken, later)
+        assert commands.names == ["update", "find"]
+        assert doc is not None and (doc["owner"], doc["attempts"], doc["mark"]) == (
+            "worker-2:2", 2, "before")  # the previous owner's mark is in it
+        assert abs((doc["lease_until"] - taken.until).total_seconds()) < 0.001
+        with pytest.raises(LeaseLost):  # the previous owner's next mark is refused
+            await fenced(claims, first, {"$set": {"mark": "after"}})
+
+        again = Lease(first.message_id, "worker-3:1", later + timedelta(seconds=1))
+        assert await take_over(claims, again, later) is None  # the new lease is live
+        await record_once(claims, first.message_id, {"state": "sent"})
+        assert await take_over(claims, again, later + timedelta(hours=1)) is None  # finished
+        assert "findAndModify" not in commands.names
+    finally:
+        await client.close()

@@ -1,5 +1,6 @@
 """What the three dispatchers' claim collections share: one acquisition's lease, the error for a
-lease that is another's now, a write fenced by the lease, and recording an outcome once.
+lease that is another's now, a write fenced by the lease, taking an expired lease over, and recording an
+outcome once.
 
 Each dispatcher keeps its own claim protocol (``claims.py`` of each service: what a take-over may
 do differs by channel); docs/reliability.md, "Claims and their leases".
@@ -54,3 +55,23 @@ async def record_once(collection: AsyncCollection[Document], message_id: str,
     if recorded is None:
         raise LookupError(f"claim {message_id} disappeared")
     return recorded
+
+
+async def take_over(collection: AsyncCollection[Document], lease: Lease,
+                    now: datetime) -> Document | None:
+    """Give the claim of ``lease.message_id`` to ``lease`` if it is still processing and its lease ran
+    out before ``now`` (its attempts counted one more): the claim as this acquisition now holds it, or
+    None when there was nothing to take over.
+
+    An update and a read by ``_id``, not a ``findAndModify`` (which SecantusDB answers by scanning the
+    whole collection: docs/performance.md, change 22). The read matches this acquisition's own token,
+    so it sees the claim as taken: a mark the previous owner made before the take-over is in it, and
+    one it tries after is refused by ``fenced``. None too if another acquisition took the claim in
+    between (only possible once this fresh lease has run out)."""
+    done = await collection.update_one(
+        {"_id": lease.message_id, "state": PROCESSING, "lease_until": {"$lt": now}},
+        {"$set": {"owner": lease.token, "lease_until": lease.until, "updated_at": now},
+         "$inc": {"attempts": 1}})
+    if done.matched_count == 0:
+        return None
+    return await collection.find_one({"_id": lease.message_id, "owner": lease.token})

@@ -29,12 +29,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from pymongo import ReturnDocument, UpdateOne
+from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, PyMongoError
 
 from postwire_platform.batching import Coalescer
-from postwire_platform.leases import PROCESSING, Lease, fenced, record_once
+from postwire_platform.leases import PROCESSING, Lease, fenced, record_once, take_over
 from postwire_platform.mongo import Document
 
 SENT = "sent"
@@ -90,12 +90,7 @@ class Claims:
             return Claim("finished", existing)
         if existing["lease_until"] >= now:
             return Claim("held", existing)
-        taken = await self._coll.find_one_and_update(
-            {"_id": message_id, "state": PROCESSING, "lease_until": {"$lt": now}},
-            {"$set": {"owner": lease.token, "lease_until": lease.until, "updated_at": now},
-             "$inc": {"attempts": 1}},
-            return_document=ReturnDocument.AFTER,
-        )
+        taken = await take_over(self._coll, lease, now)
         if taken is not None:
             return Claim("owned", taken, lease)
         latest = await self._coll.find_one({"_id": message_id})

@@ -29,11 +29,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
-from postwire_platform.leases import PROCESSING, Lease, fenced, record_once
+from postwire_platform.leases import PROCESSING, Lease, fenced, record_once, take_over
 from postwire_platform.mongo import Document
 
 SENT = "sent"
@@ -79,13 +78,8 @@ class Claims:
             return Claim("finished", existing)
         if existing["lease_until"] >= now:
             return Claim("held", existing)
-        taken = await self._coll.find_one_and_update(
-            {"_id": message_id, "state": PROCESSING, "lease_until": {"$lt": now}},
-            {"$set": {"owner": lease.token, "lease_until": lease.until, "updated_at": now},
-             "$inc": {"attempts": 1}},
-            return_document=ReturnDocument.BEFORE,
-        )
-        if taken is not None:  # the document before the take-over: its owner is not ours
+        taken = await take_over(self._coll, lease, now)
+        if taken is not None:  # a call mark of the previous owner is in it
             if taken.get("call_started_at") is not None:
                 return Claim("unknown", taken, lease)
             return Claim("owned", taken, lease)
