@@ -73,6 +73,22 @@ async def test_a_fenced_write_lands_only_under_its_own_acquisitions_token(
     assert stored is not None and stored["mark"] == 1
 
 
+async def test_an_outcome_decided_by_a_delivery_is_recorded_only_under_its_lease(
+        db: AsyncDatabase[Document]) -> None:
+    lease = await _claim(db, "worker-1:1")
+    stale = Lease(lease.message_id, "worker-1:0", lease.until)  # an acquisition taken over since
+    with pytest.raises(LeaseLost):
+        await record_once(db[CLAIMS], lease.message_id, {"state": "failed"}, stale)
+    stored = await db[CLAIMS].find_one({"_id": lease.message_id})
+    assert stored is not None and stored["state"] == PROCESSING  # nothing written
+
+    recorded = await record_once(db[CLAIMS], lease.message_id, {"state": "failed"}, lease)
+    assert recorded["state"] == "failed"
+    # once finished, a stale decision gets the recorded outcome back, as an answer would
+    again = await record_once(db[CLAIMS], lease.message_id, {"state": "sent"}, stale)
+    assert again["state"] == "failed"
+
+
 async def test_an_expired_lease_is_taken_over_by_an_update_and_a_read(
         mongodb_url: str, db: AsyncDatabase[Document]) -> None:
     commands = CollectionCommands(CLAIMS)

@@ -41,11 +41,11 @@ class FlakyClaims(Claims):
         await super().mark_data(lease, now)
 
     async def finish(self, message_id: str, now: datetime, state: str,
-                     fields: dict[str, Any]) -> Document:
+                     fields: dict[str, Any], lease: Lease | None = None) -> Document:
         if self.failures:
             self.failures -= 1
             raise AutoReconnect("connection refused (MongoDB down)")
-        return await super().finish(message_id, now, state, fields)
+        return await super().finish(message_id, now, state, fields, lease)
 
 
 class Events:
@@ -277,6 +277,72 @@ async def test_a_handler_stalled_past_its_lease_sends_nothing_once_another_took_
     assert claims.releases == 0 and claims.finishes == 1
     claim = await db[EMAIL_DISPATCHES].find_one({"_id": cmd.message_id})
     assert claim is not None and claim["state"] == "sent" and claim["attempts"] == 2
+    statuses = [(e.status, e.provider_status) for e in events.events]
+    assert statuses == [(Status.PROCESSING, None), (Status.PROCESSING, None),
+                        (Status.SENT, "250")], statuses
+
+
+class FirstPublishHeld(Events):
+    """Keeps the events; the first publish waits for ``go`` (a slow broker confirm, say)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held, self.go = asyncio.Event(), asyncio.Event()
+
+    async def publish(self, message: msgspec.Struct, routing_key: str, **kwargs: Any) -> None:
+        if not self.held.is_set():
+            self.held.set()
+            await self.go.wait()
+        await super().publish(message, routing_key, **kwargs)
+
+
+class FirstFinishHeld(Claims):
+    """Claims whose first ``finish`` waits for ``go``: an answer not recorded yet."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.finishing, self.go = asyncio.Event(), asyncio.Event()
+
+    async def finish(self, *args: Any) -> Document:
+        if not self.finishing.is_set():
+            self.finishing.set()
+            await self.go.wait()
+        return await super().finish(*args)
+
+
+async def test_a_failure_decided_after_a_take_over_does_not_stand_over_the_send_of_the_taker(
+        db: AsyncDatabase[Document]) -> None:
+    """X stalls before its checks until its lease has run out; Y takes the claim over and the relay
+    has accepted Y's message, its answer not recorded yet, when X finds the recipient suppressed
+    meanwhile. That FAILED is X's own decision, recorded only under X's lease: X stops and the
+    message ends SENT (before, X's FAILED was recorded first and Y's SENT lost under it)."""
+    events = FirstPublishHeld()
+    clock = HandClock()
+    with SmtpSink() as sink:
+        relay = RelayTransport("127.0.0.1", sink.port, tls="none", timeout=5.0)
+        claims = FirstFinishHeld(db[EMAIL_DISPATCHES], "worker-1", lease=3.0)
+        dispatcher = direct_dispatcher(db, claims, events, relay, clock)
+        cmd = command()
+        x = asyncio.create_task(dispatcher.dispatch(cmd))
+        try:
+            await asyncio.wait_for(events.held.wait(), 10)  # X, before its checks
+            clock.advance(4)  # X's lease has run out
+            y = asyncio.create_task(dispatcher.dispatch(cmd))
+            await asyncio.wait_for(claims.finishing.wait(), 10)  # Y sent; answer not recorded
+            await Suppressions(db[SUPPRESSIONS]).add(cmd.tenant_id, "ada@example.com",
+                                                     reason="complaint", message_id="other",
+                                                     detail={}, now=utcnow())
+            events.go.set()
+            await asyncio.wait_for(x, 10)
+            claims.go.set()
+            await asyncio.wait_for(y, 10)
+        finally:
+            events.go.set()
+            claims.go.set()
+            await relay.aclose()
+    assert len(sink.messages_to("ada@example.com")) == 1
+    claim = await db[EMAIL_DISPATCHES].find_one({"_id": cmd.message_id})
+    assert claim is not None and claim["state"] == "sent" and "error_code" not in claim
     statuses = [(e.status, e.provider_status) for e in events.events]
     assert statuses == [(Status.PROCESSING, None), (Status.PROCESSING, None),
                         (Status.SENT, "250")], statuses

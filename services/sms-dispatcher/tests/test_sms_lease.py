@@ -122,6 +122,71 @@ def writes(commands: CollectionCommands) -> list[tuple[str, list[dict[str, Any]]
     return out
 
 
+class SlowAnswer(HttpCarrier):
+    """An HTTP carrier whose answer comes back only on ``go``: the carrier has the message
+    (``taken``) and its answer is not recorded yet."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url, "tok")
+        self.taken, self.go = asyncio.Event(), asyncio.Event()
+
+    async def submit(self, request: Any) -> Any:
+        result = await super().submit(request)
+        self.taken.set()
+        await self.go.wait()
+        return result
+
+
+class LateOptOut:
+    """The first lookup is answered on ``answer``, with "opted out" (the recipient sent STOP
+    meanwhile); later ones at once, with "not opted out"."""
+
+    def __init__(self) -> None:
+        self.asked, self.answer = asyncio.Event(), asyncio.Event()
+
+    async def opted_out(self, tenant_id: str, address: str) -> bool:
+        if self.asked.is_set():
+            return False
+        self.asked.set()
+        await self.answer.wait()
+        return True
+
+
+async def test_a_failure_decided_after_a_take_over_does_not_stand_over_the_submit_of_the_taker(
+        db: AsyncDatabase[Document]) -> None:
+    """X's opt-out lookup takes longer than its lease; Y takes the claim over and the carrier has
+    Y's submit, whose answer is still on its way, when X's lookup says "opted out". X's FAILED is
+    X's own decision, so it is recorded only under X's lease: X stops, and the message ends SENT
+    (before, X recorded FAILED first and Y's SENT was lost under it)."""
+    clock = HandClock()
+    events = KeptEvents()
+    opt_outs = LateOptOut()
+    async with FakeCarrier(dlr_stat=None) as fake:
+        http = SlowAnswer(fake.url)
+        try:
+            dispatcher = Dispatcher(Claims(db[DISPATCHES], "worker-a", LEASE), events,
+                                    one_route("http", HttpRoute(url=fake.url), http), config(),
+                                    clock, opt_outs=opt_outs)
+            cmd = command()
+            x = asyncio.create_task(dispatcher.dispatch(cmd))
+            await asyncio.wait_for(opt_outs.asked.wait(), 10)
+            clock.advance(LEASE + 1)  # X's lease has run out
+            y = asyncio.create_task(dispatcher.dispatch(cmd))
+            await asyncio.wait_for(http.taken.wait(), 10)  # Y's submit is at the carrier
+            opt_outs.answer.set()
+            await asyncio.wait_for(x, 10)
+            http.go.set()
+            await asyncio.wait_for(y, 10)
+        finally:
+            http.go.set()
+            opt_outs.answer.set()
+            await http.aclose()
+        assert fake.count_for(cmd.message_id) == 1
+    claim = await db[DISPATCHES].find_one({"_id": cmd.message_id})
+    assert claim is not None and claim["state"] == "sent" and "error_code" not in claim
+    assert [e.status for e in events.events] == [Status.PROCESSING, Status.SENT]
+
+
 class AdvancingOptOuts:
     """No opt-outs; the lookup moves the clock on by ``seconds`` (a slow database, say)."""
 

@@ -17,6 +17,7 @@ from postwire_platform.uncancellable import finish_detached
 from postwire_testing.doubles import HandClock, KeptEvents
 from postwire_testing.fake_graph import FakeGraph
 from postwire_testing.taps import EventTap
+from postwire_whatsapp.numbers import wa_id
 from postwire_whatsapp_dispatcher.claims import Claims
 from postwire_whatsapp_dispatcher.dispatch import Clients, DispatchConfig, Dispatcher
 from postwire_whatsapp_dispatcher.graph import GraphClient, GraphSend, SendResult
@@ -354,4 +355,69 @@ async def test_a_handler_stalled_past_its_lease_calls_nothing_once_another_took_
     claim = await db[WHATSAPP_DISPATCHES].find_one({"_id": cmd.message_id})
     assert claim is not None and claim["state"] == "sent" and claim["attempts"] == 2
     assert claim["provider_message_id"] == graph.accepted[0].wamid
+    assert [e.status for e in events.events] == [Status.PROCESSING, Status.PROCESSING, Status.SENT]
+
+
+class AnswerHeld(GatedGraph):
+    """The real Graph client whose answer is held: Meta has the message (``entered``) and the
+    answer comes back to the dispatcher only when the test lets it through."""
+
+    async def send(self, request: GraphSend) -> SendResult:
+        result = await self.inner.send(request)
+        self.entered.set()
+        await self.gate.wait()
+        return result
+
+
+class FirstPublishHeld(KeptEvents):
+    """Keeps the events; the first publish waits for ``go`` (a slow broker confirm, say)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held, self.go = asyncio.Event(), asyncio.Event()
+
+    async def publish(self, message: Any, routing_key: str, **kwargs: Any) -> None:
+        if not self.held.is_set():
+            self.held.set()
+            await self.go.wait()
+        await super().publish(message, routing_key, **kwargs)
+
+
+async def test_a_failure_decided_after_a_take_over_does_not_stand_over_the_call_of_the_taker(
+        graph: FakeGraph, db: AsyncDatabase[Document], amqp_url: str, mongodb_url: str,
+        db_name: str) -> None:
+    """X stalls before its checks until its lease has run out; Y takes the claim over and Meta has
+    Y's message, its answer still on the way, when X finds that the recipient has opted out
+    meanwhile. That FAILED is X's own decision, recorded only under X's lease: X stops and the
+    message ends SENT (before, X's FAILED was recorded first and Y's SENT lost under it)."""
+    settings = make_settings(amqp_url, mongodb_url, db_name, graph.url)
+    clock = HandClock()
+    events = FirstPublishHeld()
+    held = AnswerHeld(GraphClient(graph.url, settings.whatsapp_graph_version, timeout=5.0))
+    dispatcher = Dispatcher(
+        Claims(db[WHATSAPP_DISPATCHES], "worker-a", 3.0), events, Clients(live=held, sandbox=held),
+        LineResolver(db, settings.check(), PlatformLine(PLATFORM_PHONE, PLATFORM_TOKEN), ttl=0.0),
+        db[OPT_OUTS], Pacer(Rate(80, 80), Rate(1, 10), max_wait=1.0, max_waiting=10),
+        DispatchConfig(enabled=True, retry_delays=[0.2], pacing_delays=[0.5],
+                       recheck_seconds=3.0, recipient_interval=0.1), clock)
+    cmd = command()
+    x = asyncio.create_task(dispatcher.dispatch(cmd))
+    try:
+        await asyncio.wait_for(events.held.wait(), 10)  # X, before its checks
+        clock.advance(4)  # X's lease has run out
+        y = asyncio.create_task(dispatcher.dispatch(cmd))
+        await asyncio.wait_for(held.entered.wait(), 10)  # Meta has Y's message
+        await db[OPT_OUTS].insert_one({"tenant_id": cmd.tenant_id, "channel": "whatsapp",
+                                       "address": wa_id(cmd.to), "keyword": "STOP"})
+        events.go.set()
+        await asyncio.wait_for(x, 10)
+        held.gate.set()
+        await asyncio.wait_for(y, 10)
+    finally:
+        events.go.set()
+        held.gate.set()
+        await held.aclose()
+    assert len(graph.requests) == 1
+    claim = await db[WHATSAPP_DISPATCHES].find_one({"_id": cmd.message_id})
+    assert claim is not None and claim["state"] == "sent" and "error_code" not in claim
     assert [e.status for e in events.events] == [Status.PROCESSING, Status.PROCESSING, Status.SENT]

@@ -1,6 +1,6 @@
 """What the three dispatchers' claim collections share: one acquisition's lease, the error for a
 lease that is another's now, a write fenced by the lease, taking an expired lease over, and recording an
-outcome once.
+outcome once (fenced too when the delivery decided it without the provider).
 
 Each dispatcher keeps its own claim protocol (``claims.py`` of each service: what a take-over may
 do differs by channel); docs/reliability.md, "Claims and their leases".
@@ -40,20 +40,36 @@ async def fenced(collection: AsyncCollection[Document], lease: Lease, update: Do
         raise LeaseLost(f"claim {lease.message_id} is no longer {lease.token}'s")
 
 
+def outcome_filter(message_id: str, lease: Lease | None = None) -> Document:
+    """The claims an outcome may be recorded on: still processing and, for an outcome this delivery
+    decided itself (``lease`` given), still under its own token."""
+    found: Document = {"_id": message_id, "state": PROCESSING}
+    if lease is not None:
+        found["owner"] = lease.token
+    return found
+
+
 async def record_once(collection: AsyncCollection[Document], message_id: str,
-                      outcome: Document) -> Document:
+                      outcome: Document, lease: Lease | None = None) -> Document:
     """Set ``outcome`` on the claim if it is still processing and return the recorded claim: the
     fields written when this call recorded them (no read), else the outcome recorded first.
+
+    A provider's answer is recorded whoever holds the lease (it is a fact). An outcome the delivery
+    decided without the provider (expired, opted out, suppressed, retries used up) is recorded only
+    under ``lease``: ``LeaseLost`` when another delivery holds the claim now, since that one may be
+    sending the message, and a FAILED recorded first would stand over its SENT.
 
     A conditional ``update_one``, not a ``findAndModify``: SecantusDB (tests, ``make run``, the
     bench) writes a findAndModify with a filter no index serves, scanning the whole collection
     each time (docs/performance.md, change 22)."""
-    done = await collection.update_one({"_id": message_id, "state": PROCESSING}, {"$set": outcome})
+    done = await collection.update_one(outcome_filter(message_id, lease), {"$set": outcome})
     if done.matched_count:
         return {"_id": message_id, **outcome}
     recorded = await collection.find_one({"_id": message_id})
     if recorded is None:
         raise LookupError(f"claim {message_id} disappeared")
+    if recorded.get("state") == PROCESSING and lease is not None:
+        raise LeaseLost(f"claim {message_id} is no longer {lease.token}'s")
     return recorded
 
 

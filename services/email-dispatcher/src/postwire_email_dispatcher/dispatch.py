@@ -35,7 +35,7 @@ from postwire_contracts.email_events import EMAIL_HARD_BOUNCE, EMAIL_SOFT_BOUNCE
 from postwire_contracts.messages import SendEmail, StatusEvent
 from postwire_contracts.status import Channel, Status
 from postwire_platform.clock import Clock, utcnow
-from postwire_platform.leases import LeaseLost
+from postwire_platform.leases import Lease, LeaseLost
 from postwire_platform.marks import UnansweredMarks
 from postwire_platform.mongo import Document
 from postwire_platform.uncancellable import run_to_completion
@@ -118,13 +118,20 @@ class Dispatcher:
         if claim.kind == "held":
             await self._sink.delay(cmd, topology.EMAIL_SEND_QUEUE, self._config.recheck_seconds)
             return
+        try:
+            await self._owned(cmd, claim)
+        except LeaseLost:
+            log.info("claim taken over by another delivery; this one stops",
+                     extra={"message_id": cmd.message_id})
+
+    async def _owned(self, cmd: SendEmail, claim: Claim) -> None:
         lease = claim.lease
         assert lease is not None, "an owned claim has a lease"
         await self._publish(processing_event(cmd, claim.doc))
         transport = self._transports.live if cmd.live else self._transports.sandbox
         data_at = claim.doc.get("data_at")
         if data_at is not None and not self._unanswered.known_empty(cmd.message_id, data_at):
-            await self._outcome_unknown(cmd, transport.name, claim.doc)
+            await self._outcome_unknown(cmd, transport.name, claim.doc, lease)
             return
         suppressed = await self._suppressions.find(cmd.tenant_id, cmd.to)
         recipients = [r for r in cmd.to if r.lower() not in suppressed]
@@ -133,7 +140,7 @@ class Dispatcher:
             await self._finish(cmd, FAILED, transport.name, {
                 "outcome": SUPPRESSED, "error_code": SUPPRESSED,
                 "error_reason": f"{entry['email']} is on the suppression list "
-                                f"({entry.get('reason', 'manual')})"})
+                                f"({entry.get('reason', 'manual')})"}, lease)
             return
         key = await self._keys.for_sender(cmd.tenant_id, sender_domain(cmd)) if cmd.live else None
         composed = compose(cmd, key=key, tracking_config=self._config.tracking)
@@ -146,12 +153,8 @@ class Dispatcher:
         sent_fields = {"provider_message_id": composed.message_id_header,
                        "dkim_domain": key.domain if key else None, "skipped": sorted(suppressed)}
         # The SMTP transaction and the record of its answer: one step a closing channel cannot cut.
-        try:
-            await run_to_completion(self._transmit(cmd, claim, transport, outgoing, sent_fields),
-                                    name=f"SMTP transaction {cmd.message_id}")
-        except LeaseLost:
-            log.info("claim taken over by another delivery; this one stops",
-                     extra={"message_id": cmd.message_id})
+        await run_to_completion(self._transmit(cmd, claim, transport, outgoing, sent_fields),
+                                name=f"SMTP transaction {cmd.message_id}")
 
     async def _transmit(self, cmd: SendEmail, claim: Claim, transport: EmailTransport,
                         outgoing: Outgoing, sent_fields: dict[str, Any]) -> None:
@@ -169,7 +172,8 @@ class Dispatcher:
             "outcome": "delivered" if accepted.transport == "mx" else "sent",
             "host": accepted.host, "smtp": _smtp(accepted.answer), **sent_fields})
 
-    async def _outcome_unknown(self, cmd: SendEmail, transport: str, doc: Document) -> None:
+    async def _outcome_unknown(self, cmd: SendEmail, transport: str, doc: Document,
+                               lease: Lease) -> None:
         """The previous owner died after DATA began and before recording the answer: the message may
         have been delivered, and sending it again could deliver it twice. At most once wins."""
         log.warning("outcome of an interrupted delivery unknown; not sent again",
@@ -178,7 +182,7 @@ class Dispatcher:
             "outcome": UNKNOWN, "error_code": UNKNOWN,
             "error_reason": "the dispatcher stopped while the receiving server was taking this "
                             "message and its answer was never recorded; it may have been delivered, "
-                            "so it is not sent again"})
+                            "so it is not sent again"}, lease)
 
     async def _hard_bounce(self, cmd: SendEmail, transport: str, answer: SmtpAnswer) -> None:
         await self._finish(cmd, FAILED, transport, {
@@ -193,7 +197,7 @@ class Dispatcher:
             await self._finish(cmd, FAILED, transport, {
                 "outcome": SOFT, "error_code": SOFT,
                 "error_reason": f"still deferred after {attempts} attempts: {answer.line()}",
-                "smtp": _smtp(answer)})
+                "smtp": _smtp(answer)}, claim.lease)
             return
         seconds = delays[attempts - 1]
         log.warning("delivery deferred; retrying", extra={
@@ -212,12 +216,16 @@ class Dispatcher:
                                topology.EMAIL_SEND_QUEUE, seconds)
 
     async def _finish(self, cmd: SendEmail, state: str, transport: str,
-                      fields: dict[str, Any]) -> None:
+                      fields: dict[str, Any], lease: Lease | None = None) -> None:
+        """Record and announce the outcome: the server's answer whoever holds the claim, an outcome
+        decided here (``lease`` given) only while the claim is still this delivery's. Only an
+        answer is kept for the redelivery when the write fails; a decision is made again."""
         try:
             doc = await self._claims.finish(cmd.message_id, self._clock(), state,
-                                            {"transport": transport, **fields})
+                                            {"transport": transport, **fields}, lease)
         except BaseException:
-            self._unrecorded[cmd.message_id] = (state, transport, fields)
+            if lease is None:
+                self._unrecorded[cmd.message_id] = (state, transport, fields)
             raise
         self._unrecorded.pop(cmd.message_id, None)
         self._unanswered.forget(cmd.message_id)

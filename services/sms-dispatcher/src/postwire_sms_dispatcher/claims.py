@@ -14,6 +14,8 @@ past its lease (a MongoDB outage, a full window) and was taken over then submits
 neither releases nor retries: the message is another delivery's now. A release matches the token
 too, so it never wipes another acquisition's lease. The outcome is recorded on any claim still
 processing: a carrier's answer is a fact whoever holds the lease, and the first one recorded stands.
+An outcome the dispatcher decided without the carrier's answer (expired, opted out, no route, retries
+used up) is recorded only under its own token, so it never stands over a delivery that took over.
 
 The two writes every message makes, the fresh claim and the recorded outcome, are group-committed
 (``postwire_platform.batching``): the claims of the deliveries in flight go in one ``insert_many`` and
@@ -34,7 +36,15 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, PyMongoError
 
 from postwire_platform.batching import Coalescer
-from postwire_platform.leases import PROCESSING, Lease, fenced, record_once, take_over
+from postwire_platform.leases import (
+    PROCESSING,
+    Lease,
+    LeaseLost,
+    fenced,
+    outcome_filter,
+    record_once,
+    take_over,
+)
 from postwire_platform.mongo import Document
 
 SENT = "sent"
@@ -42,6 +52,9 @@ FAILED = "failed"
 
 ClaimKind = Literal["owned", "finished", "held"]
 DUPLICATE_KEY = 11000
+
+Finish = tuple[str, datetime, str, dict[str, Any], Lease | None]
+"""An outcome to record: message id, time, state, fields, and the lease it is fenced by (if any)."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +84,7 @@ class Claims:
         self._tokens = itertools.count(1)
         self._inserts: Coalescer[Document, bool] = Coalescer(
             self._insert_many, max_batch=max_batch, name="claims-insert")
-        self._finishes: Coalescer[tuple[str, datetime, str, dict[str, Any]], Document] = Coalescer(
+        self._finishes: Coalescer[Finish, Document] = Coalescer(
             self._finish_many, max_batch=max_batch, name="claims-finish")
 
     async def acquire(self, message_id: str, now: datetime) -> Claim:
@@ -114,10 +127,12 @@ class Claims:
         await fenced(self._coll, lease, {
             "$set": {"owner": None, "lease_until": now, "last_error": error, "updated_at": now}})
 
-    async def finish(self, message_id: str, now: datetime, state: str,
-                     fields: dict[str, Any]) -> Document:
-        """Record the outcome once; if another worker recorded one first, return theirs."""
-        return await self._finishes.submit((message_id, now, state, fields))
+    async def finish(self, message_id: str, now: datetime, state: str, fields: dict[str, Any],
+                     lease: Lease | None = None) -> Document:
+        """Record the outcome once; if another worker recorded one first, return theirs. With
+        ``lease`` (an outcome decided without the carrier), only under that lease: ``LeaseLost``
+        when another delivery holds the claim now (``postwire_platform.leases.record_once``)."""
+        return await self._finishes.submit((message_id, now, state, fields, lease))
 
     async def _insert_many(self, docs: list[Document]) -> list[bool | BaseException]:
         """Insert fresh claims; per claim True (ours), False (one exists) or the error."""
@@ -130,22 +145,25 @@ class Claims:
                                             else PyMongoError(error.get("errmsg", "write error")))
         return outcomes
 
-    async def _finish_many(self, items: list[tuple[str, datetime, str, dict[str, Any]]]
-                           ) -> list[Document | BaseException]:
+    async def _finish_many(self, items: list[Finish]) -> list[Document | BaseException]:
         """Record outcomes in one ``bulk_write``. When every claim was still ours to finish, the
         recorded documents are known without reading them back; otherwise each is settled alone."""
-        ops = [UpdateOne({"_id": mid, "state": PROCESSING}, {"$set": _outcome(now, state, fields)})
-               for mid, now, state, fields in items]
+        ops = [UpdateOne(outcome_filter(mid, lease), {"$set": _outcome(now, state, fields)})
+               for mid, now, state, fields, lease in items]
         result = await self._coll.bulk_write(ops, ordered=False)
         if result.matched_count == len(ops) and len({mid for mid, *_ in items}) == len(items):
-            return [{"_id": mid, **_outcome(now, state, fields)} for mid, now, state, fields in items]
-        # Some outcome was recorded before ours (or twice in this batch): the single conditional
-        # path returns, per message, whichever outcome was recorded first.
+            return [{"_id": mid, **_outcome(now, state, fields)}
+                    for mid, now, state, fields, _ in items]
+        # Some outcome was recorded before ours (or twice in this batch), or a lease was lost: the
+        # single conditional path returns, per message, whichever outcome was recorded first.
         return [await self._finish_one(*item) for item in items]
 
     async def _finish_one(self, message_id: str, now: datetime, state: str,
-                          fields: dict[str, Any]) -> Document:
-        return await record_once(self._coll, message_id, _outcome(now, state, fields))
+                          fields: dict[str, Any], lease: Lease | None) -> Document | BaseException:
+        try:
+            return await record_once(self._coll, message_id, _outcome(now, state, fields), lease)
+        except LeaseLost as exc:
+            return exc
 
 
 def _outcome(now: datetime, state: str, fields: dict[str, Any]) -> Document:

@@ -27,7 +27,7 @@ from postwire_contracts import topology
 from postwire_contracts.messages import SendSms, StatusEvent
 from postwire_contracts.status import Channel, Status
 from postwire_platform.clock import Clock, utcnow
-from postwire_platform.leases import LeaseLost
+from postwire_platform.leases import Lease, LeaseLost
 from postwire_platform.metrics import provider_call
 from postwire_platform.mongo import Document
 from postwire_platform.uncancellable import run_to_completion
@@ -177,17 +177,18 @@ class Dispatcher:
     async def _submit(self, cmd: SendSms, claim: Claim, opt_out: Awaitable[bool]) -> None:
         plan = self._carriers.plan(cmd)
         first = plan[0][0] if plan else ("sandbox" if not cmd.live else "none")
-        if cmd.expires_at is not None and self._clock() >= cmd.expires_at:
-            await self._fail(cmd, first, "expired", "the message expired before it was sent")
-            return
-        if await opt_out:
-            await self._fail(cmd, first, "opted_out", "the recipient opted out of this sender")
-            return
-        if not plan:
-            await self._fail(cmd, first, "no_carrier", "no live SMS carrier is configured")
-            return
         lease = claim.lease
         assert lease is not None, "an owned claim has a lease"
+        if cmd.expires_at is not None and self._clock() >= cmd.expires_at:
+            await self._fail(cmd, first, "expired", "the message expired before it was sent", lease)
+            return
+        if await opt_out:
+            await self._fail(cmd, first, "opted_out", "the recipient opted out of this sender",
+                             lease)
+            return
+        if not plan:
+            await self._fail(cmd, first, "no_carrier", "no live SMS carrier is configured", lease)
+            return
         request = SubmitRequest(
             message_id=cmd.message_id, sender=cmd.sender_id, to=cmd.to, text=cmd.body,
             callback_url=callback_url(self._config.dlr_callback_url, self._config.dlr_token,
@@ -211,8 +212,8 @@ class Dispatcher:
                 log.warning("route unavailable; failing over", extra={
                     "message_id": cmd.message_id, "carrier": carrier_name, "error": str(exc)})
                 continue
-            except Expired as exc:
-                await self._fail(cmd, carrier_name, "expired", str(exc))
+            except Expired as exc:  # found by the adapter before the wire
+                await self._fail(cmd, carrier_name, "expired", str(exc), claim.lease)
                 return
             except PermanentCarrierError as exc:
                 await self._fail(cmd, carrier_name, exc.code, exc.reason)
@@ -256,7 +257,7 @@ class Dispatcher:
         attempts = claim.attempts
         if attempts > len(delays):
             await self._fail(cmd, carrier_name, "carrier_unavailable",
-                             f"carrier unavailable after {attempts} attempts: {error}")
+                             f"carrier unavailable after {attempts} attempts: {error}", claim.lease)
             return
         seconds = delays[attempts - 1]
         log.warning("carrier unavailable; retrying: %s", error, extra={
@@ -267,9 +268,12 @@ class Dispatcher:
         retry = msgspec.structs.replace(cmd, attempt=attempts)
         await self._sink.delay(retry, send_queue(cmd), seconds)
 
-    async def _fail(self, cmd: SendSms, carrier_name: str, code: str, reason: str) -> None:
+    async def _fail(self, cmd: SendSms, carrier_name: str, code: str, reason: str,
+                    lease: Lease | None = None) -> None:
+        """Record and announce FAILED: a carrier's refusal whoever holds the claim, an outcome
+        decided here (``lease`` given) only while the claim is still this delivery's."""
         doc = await self._claims.finish(cmd.message_id, self._clock(), FAILED, {
-            "carrier": carrier_name, "error_code": code, "error_reason": reason})
+            "carrier": carrier_name, "error_code": code, "error_reason": reason}, lease)
         OUTCOMES.labels(outcome="failed", carrier=carrier_name).inc()
         log.info("failed", extra={"message_id": cmd.message_id, "error_code": code})
         await self._publish(outcome_event(cmd, doc))

@@ -19,7 +19,8 @@ nothing. A handler that stalled past its lease (a MongoDB outage, pacing) and wa
 calls nothing, and neither releases nor retries: the message is another delivery's now. A release
 matches the token too, so it never wipes another acquisition's lease or mark. The outcome is
 recorded on any claim still processing: Meta's answer is a fact whoever holds the lease, and the
-first one recorded stands.
+first one recorded stands. An outcome decided without an answer (disabled, opted out, no line,
+outcome unknown, retries used up) is recorded only under the delivery's own token.
 """
 
 from __future__ import annotations
@@ -103,8 +104,10 @@ class Claims:
             "$set": {"owner": None, "lease_until": now, "call_started_at": None, "last_note": note,
                      "updated_at": now}})
 
-    async def finish(self, message_id: str, now: datetime, state: str,
-                     fields: dict[str, Any]) -> Document:
-        """Record the outcome once; if another worker recorded one first, return theirs."""
+    async def finish(self, message_id: str, now: datetime, state: str, fields: dict[str, Any],
+                     lease: Lease | None = None) -> Document:
+        """Record the outcome once; if another worker recorded one first, return theirs. With
+        ``lease`` (an outcome decided without Meta's answer), only under that lease:
+        ``LeaseLost`` when another delivery holds the claim now."""
         return await record_once(self._coll, message_id, {
-            "state": state, "finished_at": now, "updated_at": now, "owner": None, **fields})
+            "state": state, "finished_at": now, "updated_at": now, "owner": None, **fields}, lease)

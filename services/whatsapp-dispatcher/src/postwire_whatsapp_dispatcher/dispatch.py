@@ -113,15 +113,16 @@ class Dispatcher:
             await self._sink.delay(cmd, topology.WHATSAPP_SEND_QUEUE, self._config.recheck_seconds)
             return
         await self._publish(processing_event(cmd, claim.doc))
-        if claim.kind == "unknown":
-            log.error("the previous worker died during the Graph call; not sending again",
-                      extra={"message_id": cmd.message_id})
-            await self._fail(cmd, "outcome_unknown",
-                             "the dispatcher stopped during the call to Meta; the message is not "
-                             "sent again, to avoid a duplicate", line="unknown")
-            return
         assert claim.lease is not None, "an owned claim has a lease"
         try:
+            if claim.kind == "unknown":
+                log.error("the previous worker died during the Graph call; not sending again",
+                          extra={"message_id": cmd.message_id})
+                await self._fail(cmd, "outcome_unknown",
+                                 "the dispatcher stopped during the call to Meta; the message is "
+                                 "not sent again, to avoid a duplicate", line="unknown",
+                                 lease=claim.lease)
+                return
             await self._deliver(cmd, claim.lease)
         except LeaseLost:
             log.info("claim taken over by another delivery; this one stops",
@@ -129,18 +130,19 @@ class Dispatcher:
 
     async def _deliver(self, cmd: SendWhatsApp, lease: Lease) -> None:
         if not self._config.enabled:
-            await self._fail(cmd, "whatsapp_disabled", "WHATSAPP_CLOUD_API_ENABLED is off", line="none")
+            await self._fail(cmd, "whatsapp_disabled", "WHATSAPP_CLOUD_API_ENABLED is off",
+                             line="none", lease=lease)
             return
         to = wa_id(cmd.to)
         if await self._opted_out(cmd.tenant_id, to):
             await self._fail(cmd, "opted_out",
                              "the recipient opted out of this tenant's WhatsApp messages (STOP)",
-                             line="none")
+                             line="none", lease=lease)
             return
         try:
             line = await self._line(cmd)
         except LineUnavailable as exc:
-            await self._fail(cmd, exc.code, exc.reason, line="none")
+            await self._fail(cmd, exc.code, exc.reason, line="none", lease=lease)
             return
         admission = self._pacer.admit(line.phone_number_id, to)
         if not admission.granted:
@@ -215,7 +217,7 @@ class Dispatcher:
         if attempt > len(delays):
             await self._fail(cmd, "retries_exhausted" if code == "graph_unavailable" else code,
                              f"gave up after {attempt} attempts: {error}", line=line.source,
-                             phone_number_id=line.phone_number_id)
+                             lease=lease, phone_number_id=line.phone_number_id)
             return
         seconds = delays[attempt - 1]
         log.warning("not sent; retrying: %s", error, extra={
@@ -226,17 +228,23 @@ class Dispatcher:
                                topology.WHATSAPP_SEND_QUEUE, seconds)
 
     async def _fail(self, cmd: SendWhatsApp, code: str, reason: str, *, line: str,
-                    **fields: Any) -> None:
+                    lease: Lease | None = None, **fields: Any) -> None:
+        """Record and announce FAILED: Meta's refusal whoever holds the claim, an outcome decided
+        here (``lease`` given) only while the claim is still this delivery's."""
+        await self._record(cmd, FAILED, {"line": line, "error_code": code, "error_reason": reason,
+                                         **fields}, lease)
         OUTCOMES.labels(outcome="failed", line=line).inc()
         log.info("failed", extra={"message_id": cmd.message_id, "error_code": code})
-        await self._record(cmd, FAILED, {"line": line, "error_code": code, "error_reason": reason,
-                                         **fields})
 
-    async def _record(self, cmd: SendWhatsApp, state: str, fields: dict[str, Any]) -> None:
+    async def _record(self, cmd: SendWhatsApp, state: str, fields: dict[str, Any],
+                      lease: Lease | None = None) -> None:
+        """Only an answer of Meta is kept for the redelivery when the write fails; a decision is
+        made again."""
         try:
-            doc = await self._claims.finish(cmd.message_id, self._clock(), state, fields)
+            doc = await self._claims.finish(cmd.message_id, self._clock(), state, fields, lease)
         except BaseException:
-            self._unrecorded[cmd.message_id] = (state, fields)
+            if lease is None:
+                self._unrecorded[cmd.message_id] = (state, fields)
             raise
         self._unrecorded.pop(cmd.message_id, None)
         await self._publish(outcome_event(cmd, doc))
