@@ -99,10 +99,13 @@ class Conversations:
 
     async def _apply_keyword(self, tenant: str, wa: str, opting_out: bool, keyword: str,
                              at: datetime) -> str | None:
-        """Apply an opt-out or opt-in unless a later keyword was applied already."""
+        """Apply an opt-out or opt-in unless a later keyword was applied already.
+
+        "Not later than ``at``" matches a conversation with no keyword yet too; written as one
+        field's ``$not`` rather than a top-level ``$or``, which SecantusDB answers by scanning the
+        collection instead of using ``_id`` (docs/performance.md, change 22)."""
         result = await self._conversations.update_one(
-            {"_id": conversation_id(tenant, wa),
-             "$or": [{"opt_changed_at": None}, {"opt_changed_at": {"$lte": at}}]},
+            {"_id": conversation_id(tenant, wa), "opt_changed_at": {"$not": {"$gt": at}}},
             {"$set": {"opted_out": opting_out, "opt_changed_at": at, "opt_keyword": keyword}})
         if result.matched_count == 0:
             log.info("older keyword ignored", extra={"tenant_id": tenant, "keyword": keyword})
