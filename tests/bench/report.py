@@ -118,6 +118,8 @@ def render(result: dict[str, Any]) -> str:
                   f"{e2e['errors'] or 0}; SMSC receipt delay {result['plan']['receipt_delay']} s)",
                   f"  accept→carrier submit_sm        {_lat(lat['accept_to_submit'])}",
                   f"  request→carrier submit_sm       {_lat(lat['request_to_submit'])}",
+                  f"    accept→dispatcher's claim     {_lat(lat.get('accept_to_claim'))}",
+                  f"    claim→carrier submit_sm       {_lat(lat.get('claim_to_submit'))}",
                   f"  accept→DELIVERED in timeline    {_lat(lat.get('accept_to_delivered_timeline'))}",
                   f"  carrier: submit→receipt         {_lat(lat['carrier_receipt_delay'])}",
                   f"  receipt→customer webhook        {_lat(lat['receipt_to_webhook'])}",

@@ -177,6 +177,20 @@ class Bench:
             await client.close()
         return doc["created_at"].timestamp() if doc and doc.get("created_at") else None
 
+    async def claims_at(self, ids: list[str]) -> dict[str, float]:
+        """Per message, when sms-dispatcher claimed it (``claimed_at`` for many at once)."""
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(self.mongodb_url, tz_aware=True)
+        out: dict[str, float] = {}
+        try:
+            for first in range(0, len(ids), 500):
+                async for doc in client["postwire"]["dispatches"].find(
+                        {"_id": {"$in": ids[first:first + 500]}}, projection=["created_at"]):
+                    if doc.get("created_at") is not None:
+                        out[doc["_id"]] = doc["created_at"].timestamp()
+        finally:
+            await client.close()
+        return out
+
     async def timelines(self, ids: list[str]) -> dict[str, dict[str, float]]:
         """Per message: status → when reporting recorded it (``recorded_at``), read from MongoDB."""
         client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(self.mongodb_url, tz_aware=True)
@@ -204,6 +218,9 @@ class Bench:
         accept_http, to_submit, req_to_submit, to_hook, receipt_hook, carrier = [], [], [], [], [], []
         to_delivered: list[float] = []
         stamps = await self.timelines([r[0] for r in ok]) if timeline else {}
+        claims = await self.claims_at([r[0] for r in ok]) if timeline else {}
+        to_claim: list[float] = []
+        claim_to_submit: list[float] = []
         missing_submit = missing_hook = missing_delivered = 0
         for mid, scheduled, _started, ended, _status, accepted_iso in ok:
             accepted = _ts(accepted_iso)
@@ -226,6 +243,10 @@ class Bench:
             if receipt is not None and sub is not None:
                 carrier.append(receipt - sub)
             if timeline:
+                claimed = claims.get(mid)
+                if claimed is not None and accepted is not None and sub is not None:
+                    to_claim.append(claimed - accepted)
+                    claim_to_submit.append(sub - claimed)
                 delivered = stamps.get(mid, {}).get("DELIVERED")
                 if delivered is None or accepted is None:
                     missing_delivered += 1
@@ -240,6 +261,8 @@ class Bench:
                "missing": {"submit": missing_submit, "delivered_webhook": missing_hook}}
         if timeline:
             out["accept_to_delivered_timeline"] = latency_summary(to_delivered)
+            out["accept_to_claim"] = latency_summary(to_claim)
+            out["claim_to_submit"] = latency_summary(claim_to_submit)
             out["missing"]["delivered_timeline"] = missing_delivered
         return out
 
