@@ -18,6 +18,9 @@ database), and the queue has room for the event loop's pauses. The receipts take
 published are counted in ``postwire_smpp_receipts_in_hand``; on shutdown the binds are closed after the
 in-flight submits, and the handlers get a grace period to publish.
 
+``smpp34`` also leaves Nagle's algorithm on its sockets; each bind sets TCP_NODELAY on its own once
+bound (``nodelay.py``), or a ``submit_sm`` could wait up to the SMSC's delayed ACK (tens of ms).
+
 A message goes out as one ``submit_sm`` per part (UDH concatenation, ``esm_class`` 0x40), each with
 ``registered_delivery`` 1. Parts already accepted are remembered per message for the process's life, so
 a retry after a bind dropped mid-message sends only the missing parts.
@@ -50,6 +53,7 @@ from .carrier import (
     TransientCarrierError,
 )
 from .gate import OTP, STANDARD, PriorityGate
+from .nodelay import nodelay_to
 from .routes import SmppRoute
 
 log = logging.getLogger(__name__)
@@ -144,6 +148,9 @@ class Bind:
             inbound_capacity=_INBOUND_CAPACITY,
             connect_timeout_ms=int(route.connect_timeout * 1000))
         self._smsc = await asyncio.wait_for(self._client.connect(), route.connect_timeout + 1)
+        if not await nodelay_to(route.host, route.port):
+            log.warning("TCP_NODELAY could not be set on the SMPP bind",
+                        extra={"route": self.name, "bind": self.index})
         self.connects += 1
         self.bound.set()
         BINDS_UP.labels(self.name).inc()
