@@ -22,7 +22,7 @@ from postwire_platform.clock import Clock, utcnow
 from postwire_platform.leases import Lease
 from postwire_platform.mongo import DOMAINS, EMAIL_DISPATCHES, SUPPRESSIONS, Document
 from postwire_platform.uncancellable import finish_detached
-from postwire_testing.doubles import HandClock
+from postwire_testing.doubles import FirstPublishHeld, HandClock
 from postwire_testing.smtp_sink import SmtpSink
 
 from .email_support import command
@@ -281,19 +281,6 @@ async def test_a_handler_stalled_past_its_lease_sends_nothing_once_another_took_
     assert statuses == [(Status.PROCESSING, None), (Status.PROCESSING, None),
                         (Status.SENT, "250")], statuses
 
-
-class FirstPublishHeld(Events):
-    """Keeps the events; the first publish waits for ``go`` (a slow broker confirm, say)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.held, self.go = asyncio.Event(), asyncio.Event()
-
-    async def publish(self, message: msgspec.Struct, routing_key: str, **kwargs: Any) -> None:
-        if not self.held.is_set():
-            self.held.set()
-            await self.go.wait()
-        await super().publish(message, routing_key, **kwargs)
 
 
 class FirstFinishHeld(Claims):

@@ -14,7 +14,7 @@ from postwire_contracts.status import Status
 from postwire_platform.clock import utcnow
 from postwire_platform.mongo import OPT_OUTS, TENANTS, WHATSAPP_DISPATCHES, Document
 from postwire_platform.uncancellable import finish_detached
-from postwire_testing.doubles import HandClock, KeptEvents
+from postwire_testing.doubles import FirstPublishHeld, HandClock, KeptEvents
 from postwire_testing.fake_graph import FakeGraph
 from postwire_testing.taps import EventTap
 from postwire_whatsapp.numbers import wa_id
@@ -368,19 +368,6 @@ class AnswerHeld(GatedGraph):
         await self.gate.wait()
         return result
 
-
-class FirstPublishHeld(KeptEvents):
-    """Keeps the events; the first publish waits for ``go`` (a slow broker confirm, say)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.held, self.go = asyncio.Event(), asyncio.Event()
-
-    async def publish(self, message: Any, routing_key: str, **kwargs: Any) -> None:
-        if not self.held.is_set():
-            self.held.set()
-            await self.go.wait()
-        await super().publish(message, routing_key, **kwargs)
 
 
 async def test_a_failure_decided_after_a_take_over_does_not_stand_over_the_call_of_the_taker(
