@@ -169,13 +169,7 @@ class Bench:
 
     async def claimed_at(self, message_id: str) -> float | None:
         """When sms-dispatcher claimed the message (its ``dispatches`` claim's ``created_at``)."""
-        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(self.mongodb_url, tz_aware=True)
-        try:
-            doc = await client["postwire"]["dispatches"].find_one({"_id": message_id},
-                                                                  projection=["created_at"])
-        finally:
-            await client.close()
-        return doc["created_at"].timestamp() if doc and doc.get("created_at") else None
+        return (await self.claims_at([message_id])).get(message_id)
 
     async def claims_at(self, ids: list[str]) -> dict[str, float]:
         """Per message, when sms-dispatcher claimed it (``claimed_at`` for many at once)."""

@@ -7,14 +7,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from postwire_platform.clock import utcnow
 from postwire_platform.ids import new_id
 from postwire_platform.leases import PROCESSING, Lease, LeaseLost, fenced, record_once, take_over
 from postwire_platform.mongo import Document
-from postwire_testing.mongo_commands import CollectionCommands
+from postwire_testing.mongo_commands import watched
 
 CLAIMS = "claims"
 
@@ -29,11 +28,7 @@ async def _claim(db: AsyncDatabase[Document], token: str) -> Lease:
 
 async def test_an_outcome_is_recorded_once_by_one_update_and_answered_as_stored(
         mongodb_url: str, db: AsyncDatabase[Document]) -> None:
-    commands = CollectionCommands(CLAIMS)
-    client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_url, tz_aware=True,
-                                                         event_listeners=[commands])
-    try:
-        claims = client[db.name][CLAIMS]
+    async with watched(mongodb_url, db.name, CLAIMS) as (claims, commands):
         lease = await _claim(db, "worker-1:1")
         now = utcnow()
         recorded = await record_once(claims, lease.message_id, {
@@ -55,8 +50,6 @@ async def test_an_outcome_is_recorded_once_by_one_update_and_answered_as_stored(
         again = await db[CLAIMS].find_one({"_id": lease.message_id})
         assert again is not None and again["state"] == "sent" and "error_code" not in again
         assert "findAndModify" not in commands.names
-    finally:
-        await client.close()
 
 
 async def test_a_fenced_write_lands_only_under_its_own_acquisitions_token(
@@ -91,11 +84,7 @@ async def test_an_outcome_decided_by_a_delivery_is_recorded_only_under_its_lease
 
 async def test_an_expired_lease_is_taken_over_by_an_update_and_a_read(
         mongodb_url: str, db: AsyncDatabase[Document]) -> None:
-    commands = CollectionCommands(CLAIMS)
-    client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_url, tz_aware=True,
-                                                         event_listeners=[commands])
-    try:
-        claims = client[db.name][CLAIMS]
+    async with watched(mongodb_url, db.name, CLAIMS) as (claims, commands):
         first = await _claim(db, "worker-1:1")
         await fenced(claims, first, {"$set": {"mark": "before"}, "$inc": {"attempts": 1}})
         now = utcnow()
@@ -118,5 +107,3 @@ async def test_an_expired_lease_is_taken_over_by_an_update_and_a_read(
         await record_once(claims, first.message_id, {"state": "sent"})
         assert await take_over(claims, again, later + timedelta(hours=1)) is None  # finished
         assert "findAndModify" not in commands.names
-    finally:
-        await client.close()

@@ -5,23 +5,19 @@ tests."""
 
 from __future__ import annotations
 
-from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from postwire_email_dispatcher.claims import FAILED, SENT, Claims
 from postwire_platform.clock import utcnow
 from postwire_platform.ids import new_id
 from postwire_platform.mongo import EMAIL_DISPATCHES, Document
-from postwire_testing.mongo_commands import CollectionCommands
+from postwire_testing.mongo_commands import watched
 
 
 async def test_an_outcome_is_recorded_by_one_update(mongodb_url: str,
                                                     db: AsyncDatabase[Document]) -> None:
-    commands = CollectionCommands(EMAIL_DISPATCHES)
-    client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_url, tz_aware=True,
-                                                         event_listeners=[commands])
-    try:
-        claims = Claims(client[db.name][EMAIL_DISPATCHES], "worker-1", lease=30.0)
+    async with watched(mongodb_url, db.name, EMAIL_DISPATCHES) as (collection, commands):
+        claims = Claims(collection, "worker-1", lease=30.0)
         message_id = new_id()
         assert (await claims.acquire(message_id, utcnow())).kind == "owned"
         commands.clear()
@@ -33,5 +29,3 @@ async def test_an_outcome_is_recorded_by_one_update(mongodb_url: str,
                                      {"transport": "relay", "outcome": "soft_bounce"})
         assert second["state"] == SENT and second["provider_message_id"] == "<m@example.com>"
         assert "findAndModify" not in commands.names
-    finally:
-        await client.close()

@@ -7,7 +7,6 @@ import asyncio
 from typing import Any
 
 import smpp34
-from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from postwire_contracts.status import Status
@@ -20,7 +19,7 @@ from postwire_sms_dispatcher.routes import HttpRoute, RoutingTable, SmppRoute
 from postwire_sms_dispatcher.smpp import SmppCarrier
 from postwire_testing.doubles import HandClock, KeptEvents
 from postwire_testing.fake_carrier import FakeCarrier
-from postwire_testing.mongo_commands import CollectionCommands
+from postwire_testing.mongo_commands import CollectionCommands, watched
 from postwire_testing.smsc import SmscSimulator
 
 from .sms_support import command
@@ -203,25 +202,20 @@ async def _dispatch_once_over_http(mongodb_url: str, db: AsyncDatabase[Document]
                                    elapsed: float) -> tuple[CollectionCommands, str]:
     """One message over the HTTP carrier, ``elapsed`` seconds of the lease gone before its submit;
     the writes to ``dispatches`` and the message id."""
-    commands = CollectionCommands(DISPATCHES)
-    client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_url, tz_aware=True,
-                                                         event_listeners=[commands])
     clock = HandClock()
-    try:
-        async with FakeCarrier(dlr_stat=None) as fake:
-            http = HttpCarrier(fake.url, "tok")
-            try:
-                dispatcher = Dispatcher(
-                    Claims(client[db.name][DISPATCHES], "worker-a", LEASE), KeptEvents(),
-                    one_route("http", HttpRoute(url=fake.url), http), config(), clock,
-                    opt_outs=AdvancingOptOuts(clock, elapsed))
-                cmd = command()
-                await dispatcher.dispatch(cmd)
-            finally:
-                await http.aclose()
-            assert fake.count_for(cmd.message_id) == 1
-    finally:
-        await client.close()
+    async with watched(mongodb_url, db.name, DISPATCHES) as (dispatches, commands), \
+            FakeCarrier(dlr_stat=None) as fake:
+        http = HttpCarrier(fake.url, "tok")
+        try:
+            dispatcher = Dispatcher(
+                Claims(dispatches, "worker-a", LEASE), KeptEvents(),
+                one_route("http", HttpRoute(url=fake.url), http), config(), clock,
+                opt_outs=AdvancingOptOuts(clock, elapsed))
+            cmd = command()
+            await dispatcher.dispatch(cmd)
+        finally:
+            await http.aclose()
+        assert fake.count_for(cmd.message_id) == 1
     return commands, cmd.message_id
 
 

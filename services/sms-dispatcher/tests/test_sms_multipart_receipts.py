@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 
-from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from postwire_contracts.status import Status
@@ -16,7 +15,7 @@ from postwire_platform.mongo import DISPATCHES, Document
 from postwire_sms.receipts import SmppReceipt, from_deliver_sm, receipt_key
 from postwire_sms_dispatcher.deliveries import Deliveries
 from postwire_testing.doubles import KeptEvents
-from postwire_testing.mongo_commands import CollectionCommands
+from postwire_testing.mongo_commands import watched
 
 ROUTE = "carrier-a"
 
@@ -31,12 +30,9 @@ def receipt(carrier_id: str, stat: str) -> SmppReceipt:
 
 async def test_parts_received_at_once_announce_delivered_once(
         mongodb_url: str, db: AsyncDatabase[Document]) -> None:
-    commands = CollectionCommands(DISPATCHES)
-    client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_url, tz_aware=True,
-                                                         event_listeners=[commands])
-    try:
+    async with watched(mongodb_url, db.name, DISPATCHES) as (collection, commands):
         sink = KeptEvents()
-        deliveries = Deliveries(client[db.name][DISPATCHES], sink)
+        deliveries = Deliveries(collection, sink)
         message_id = new_id()
         carrier_ids = [f"{n}f{message_id[-8:]}" for n in range(1, 4)]
         await db[DISPATCHES].insert_one({
@@ -63,8 +59,6 @@ async def test_parts_received_at_once_announce_delivered_once(
         assert [(e.status, e.event_id) for e in sink.events] == [
             (Status.DELIVERED, f"{message_id}:smpp:delivered"),
             (Status.SENT, f"smpp:{ROUTE}:{other}:DELIVRD")]
-    finally:
-        await client.close()
 
 
 async def test_a_part_not_yet_delivered_keeps_the_message_from_delivered(

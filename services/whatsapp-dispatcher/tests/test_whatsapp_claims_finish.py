@@ -5,23 +5,19 @@ change 22). What the answer holds and that the first outcome stands:
 
 from __future__ import annotations
 
-from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from postwire_platform.clock import utcnow
 from postwire_platform.ids import new_id
 from postwire_platform.mongo import WHATSAPP_DISPATCHES, Document
-from postwire_testing.mongo_commands import CollectionCommands
+from postwire_testing.mongo_commands import watched
 from postwire_whatsapp_dispatcher.claims import FAILED, SENT, Claims
 
 
 async def test_an_outcome_after_the_call_mark_is_recorded_by_one_update(
         mongodb_url: str, db: AsyncDatabase[Document]) -> None:
-    commands = CollectionCommands(WHATSAPP_DISPATCHES)
-    client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_url, tz_aware=True,
-                                                         event_listeners=[commands])
-    try:
-        claims = Claims(client[db.name][WHATSAPP_DISPATCHES], "worker-a", 30.0)
+    async with watched(mongodb_url, db.name, WHATSAPP_DISPATCHES) as (collection, commands):
+        claims = Claims(collection, "worker-a", 30.0)
         message_id = new_id()
         claim = await claims.acquire(message_id, utcnow())
         assert claim.kind == "owned" and claim.lease is not None
@@ -37,5 +33,3 @@ async def test_an_outcome_after_the_call_mark_is_recorded_by_one_update(
                                      {"line": "platform", "error_code": "graph_unavailable"})
         assert second["state"] == SENT and second["provider_message_id"] == "wamid.HBgM"
         assert "findAndModify" not in commands.names
-    finally:
-        await client.close()

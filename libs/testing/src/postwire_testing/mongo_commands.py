@@ -3,10 +3,12 @@ how many round trips, and which kind, a piece of code makes."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from pymongo import monitoring
+from pymongo import AsyncMongoClient, monitoring
+from pymongo.asynchronous.collection import AsyncCollection
 
 
 class CollectionCommands(monitoring.CommandListener):
@@ -32,3 +34,16 @@ class CollectionCommands(monitoring.CommandListener):
 
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
         pass
+
+
+@contextlib.asynccontextmanager
+async def watched(mongodb_url: str, database: str, collection: str
+                  ) -> AsyncIterator[tuple[AsyncCollection[dict[str, Any]], CollectionCommands]]:
+    """``collection`` of ``database`` on a client of its own whose commands to it are noted."""
+    commands = CollectionCommands(collection)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_url, tz_aware=True,
+                                                                event_listeners=[commands])
+    try:
+        yield client[database][collection], commands
+    finally:
+        await client.close()
