@@ -99,6 +99,11 @@ class TtlCache(Generic[K, V]):
         return len(self._items)
 
 
+def always(_: object) -> bool:
+    """``keep`` for a lookup whose every answer is kept, a "none" (an empty value) included."""
+    return True
+
+
 def _retrieve(task: asyncio.Task[object]) -> None:
     if not task.cancelled():
         task.exception()

@@ -12,6 +12,7 @@ from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 
+from postwire_platform.cache import TtlCache, always
 from postwire_platform.ids import new_id
 from postwire_platform.mongo import Document
 from postwire_platform.secrets_at_rest import Keyring, SecretError
@@ -34,37 +35,32 @@ class DomainKeys:
                  ttl: float, clock: Any) -> None:
         self._coll = collection
         self._keyring = keyring
-        self._ttl = ttl
-        self._clock = clock
-        self._cache: dict[tuple[str, str], tuple[float, SigningKey | None]] = {}
+        self._cache: TtlCache[tuple[str, str], tuple[SigningKey | None]] = TtlCache(
+            ttl, now=lambda: float(clock().timestamp()))
+        """Emails that miss a sender domain together share one lookup (``TtlCache``); "no key" is
+        an answer kept like a key."""
 
     async def for_sender(self, tenant_id: str, domain: str) -> SigningKey | None:
         """The key to sign with, or None when the tenant has no verified domain covering ``domain``."""
-        key = (tenant_id, domain)
-        now = self._clock().timestamp()
-        cached = self._cache.get(key)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        candidates = parent_domains(domain)
+        found = await self._cache.get_or_load((tenant_id, domain),
+                                              lambda: self._load(tenant_id, domain), keep=always)
+        return found[0] if found else None
+
+    async def _load(self, tenant_id: str, domain: str) -> tuple[SigningKey | None]:
         docs = [d async for d in self._coll.find(
-            {"tenant_id": tenant_id, "domain": {"$in": candidates}, "status": "verified"})]
-        found = None
-        if docs and self._keyring is not None:
-            best = max(docs, key=lambda d: len(d["domain"]))
-            try:
-                pem = self._keyring.decrypt(best["dkim_private_key"],
-                                            context=f"domains.dkim_private_key:{best['_id']}")
-            except SecretError:
-                pem = None
-            if pem is not None:
-                found = SigningKey(domain=best["domain"], selector=best["dkim_selector"],
-                                   private_key_pem=pem,
-                                   return_path_domain=(best.get("return_path_domain")
-                                                       if best.get("return_path_verified") else None))
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[key] = (now + self._ttl, found)
-        return found
+            {"tenant_id": tenant_id, "domain": {"$in": parent_domains(domain)},
+             "status": "verified"})]
+        if not docs or self._keyring is None:
+            return (None,)
+        best = max(docs, key=lambda d: len(d["domain"]))
+        try:
+            pem = self._keyring.decrypt(best["dkim_private_key"],
+                                        context=f"domains.dkim_private_key:{best['_id']}")
+        except SecretError:
+            return (None,)
+        return (SigningKey(domain=best["domain"], selector=best["dkim_selector"], private_key_pem=pem,
+                           return_path_domain=(best.get("return_path_domain")
+                                               if best.get("return_path_verified") else None)),)
 
 
 class Suppressions:

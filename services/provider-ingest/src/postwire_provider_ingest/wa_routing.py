@@ -2,18 +2,19 @@
 
 In order: the tenant whose own line (``tenants.whatsapp_line.phone_number_id``) is that number, then the
 operator's ``WHATSAPP_LINE_MAP`` (``{"<phone_number_id>": "<tenant id>"}``), then the platform default
-tenant (``WHATSAPP_DEFAULT_TENANT_ID``). Lookups are cached for ``WHATSAPP_LINE_CACHE_SECONDS``.
+tenant (``WHATSAPP_DEFAULT_TENANT_ID``). Lookups are cached for ``WHATSAPP_LINE_CACHE_SECONDS``
+(``postwire_platform.cache.TtlCache``: notifications that miss a number together share one lookup).
 On a number no single tenant owns (the platform's shared line), a reply names the message it answers
 (``context.id``, a wamid): the tenant that sent that message owns the reply.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Literal
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from postwire_platform.cache import TtlCache, always
 from postwire_platform.mongo import MESSAGES, TENANTS, Document
 
 Route = Literal["tenant_line", "line_map", "default", "unrouted"]
@@ -28,8 +29,8 @@ class LineRouter:
         self._messages = db[MESSAGES]
         self._map = dict(line_map)
         self._default = default_tenant
-        self._ttl = ttl
-        self._cache: dict[str, tuple[float, str | None]] = {}
+        self._cache: TtlCache[str, str] = TtlCache(ttl)
+        """The owning tenant's id, ``""`` when no tenant's own line is the number."""
 
     async def tenant_for(self, phone_number_id: str) -> tuple[str | None, Route]:
         """The tenant id and how it was found; ``(None, "unrouted")`` when nothing claims the number."""
@@ -50,12 +51,9 @@ class LineRouter:
         return str(doc["tenant_id"]) if doc and doc.get("tenant_id") else None
 
     async def _line_owner(self, phone_number_id: str) -> str | None:
-        now = time.monotonic()
-        hit = self._cache.get(phone_number_id)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        doc = await self._tenants.find_one({"whatsapp_line.phone_number_id": phone_number_id},
-                                           projection=["_id"])
-        owner = str(doc["_id"]) if doc else None
-        self._cache[phone_number_id] = (now + self._ttl, owner)
-        return owner
+        async def load() -> str:
+            doc = await self._tenants.find_one({"whatsapp_line.phone_number_id": phone_number_id},
+                                               projection=["_id"])
+            return str(doc["_id"]) if doc else ""
+
+        return await self._cache.get_or_load(phone_number_id, load, keep=always) or None

@@ -3,19 +3,21 @@
 A tenant's line applies once it names a ``phone_number_id``; it sends with the tenant's own access token
 (sealed at rest, decrypted here) or, when the tenant stored none, the platform's token. Lines are cached
 for ``WHATSAPP_LINE_CACHE_SECONDS``, so a change through ``PATCH /v1/account/whatsapp-cloud-line`` takes
-effect within that time. A Graph error 190 on the tenant's own token marks the line ``needs_attention``;
+effect within that time; sends that miss a tenant's line together share one lookup, and a line in use
+is renewed in the background before it expires (``postwire_platform.cache.TtlCache``).
+A Graph error 190 on the tenant's own token marks the line ``needs_attention``;
 sends on it then fail at once until the tenant stores a new token.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from typing import Literal
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from postwire_platform.cache import TtlCache, always
 from postwire_platform.clock import utcnow
 from postwire_platform.mongo import TENANTS, Document
 from postwire_platform.secrets_at_rest import Keyring, SecretError
@@ -64,8 +66,8 @@ class LineResolver:
         self._tenants = db[TENANTS]
         self._keyring = keyring
         self._platform = platform
-        self._ttl = ttl
-        self._cache: dict[str, tuple[float, Document | None]] = {}
+        self._cache: TtlCache[str, Document] = TtlCache(ttl)
+        """The tenant's ``whatsapp_line``, ``{}`` when it has none (an answer kept like any other)."""
 
     async def phone_number_id(self, tenant_id: str) -> str | None:
         """The phone number id the tenant's messages come from (for the sandbox), if any is set."""
@@ -117,15 +119,12 @@ class LineResolver:
             {"$set": {"whatsapp_line.needs_attention": True,
                       "whatsapp_line.attention_reason": reason,
                       "whatsapp_line.attention_at": utcnow()}})
-        self._cache.pop(tenant_id, None)
+        self._cache.discard(tenant_id)
 
     async def _stored(self, tenant_id: str) -> Document | None:
-        hit = self._cache.get(tenant_id)
-        now = time.monotonic()
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        doc = await self._tenants.find_one({"_id": tenant_id}, projection=["whatsapp_line"])
-        line = doc.get("whatsapp_line") if doc else None
-        stored = line if isinstance(line, dict) else None
-        self._cache[tenant_id] = (now + self._ttl, stored)
-        return stored
+        async def load() -> Document:
+            doc = await self._tenants.find_one({"_id": tenant_id}, projection=["whatsapp_line"])
+            line = doc.get("whatsapp_line") if doc else None
+            return line if isinstance(line, dict) else {}
+
+        return await self._cache.get_or_load(tenant_id, load, keep=always) or None
