@@ -1,15 +1,21 @@
 """Writes a batch of events: the messages' timelines and statuses, the notifications, then the ledger.
 
-Per batch: resolve provider ids to message ids (one ``find``, only for events without a message id),
-look the batch up in the ``events`` ledger (one ``find``: an event already there was fully handled
-before and is dropped); apply the new events to their messages (one ``find`` and one unordered
-``bulk_write``), add what they changed to the stats rollups (one ``bulk_write``, see ``rollups.py``)
-while publishing one ``StatusChanged`` per applied event; if the writes taught a message a provider id,
-look for parked events waiting for it and apply them the same way; and only then write the ledger (one
-unordered ``insert_many``; a duplicate key there is another replica that won the race). An event whose
-message is not known yet is parked in the ledger, and the messages are asked once more after parking
-(``_rescue``): with the look for parked events made after the write that teaches the id, a replica
-parking concurrently and a replica teaching concurrently cannot both miss each other.
+Per batch: resolve provider ids to message ids (one ``find``, only for events without a message id)
+and read those messages (one ``find``), while the batch is looked up in the ``events`` ledger (one
+``find``, in the same round trip: an event already there was fully handled before and is dropped);
+apply the new events to their messages (one unordered ``bulk_write``), add what they changed to the
+stats rollups (one ``bulk_write``, see ``rollups.py``) while publishing one ``StatusChanged`` per
+applied event; if the writes taught a message a provider id, look for parked events waiting for it
+and apply them the same way; and only then write the ledger (one unordered ``insert_many``; a
+duplicate key there is another replica that won the race). An event whose message is not known yet
+is parked in the ledger, and the messages are asked once more after parking (``_rescue``): with the
+look for parked events made after the write that teaches the id, a replica parking concurrently and a
+replica teaching concurrently cannot both miss each other.
+
+The ledger's part is the batch's tail (``MicroBatcher``): the next batch is processed while it runs,
+and the batch's deliveries are acked only after it. Until its ledger entries are written, an event
+the batch applied is remembered in the process, so a duplicate of it in the next batch is dropped as
+the ledger would drop it (a duplicate at another replica meanwhile is announced twice, as before).
 
 The ledger entry is the commit record: every message write is idempotent (the timeline push skips an
 event id it already holds, statuses only move forwards), so a batch that fails anywhere is redelivered
@@ -41,6 +47,7 @@ from postwire_platform.clock import utcnow
 from postwire_platform.ids import new_id
 from postwire_platform.mongo import EVENTS, MESSAGES, STATS_DAILY, Document
 
+from .batcher import Tail
 from .documents import (
     READ_BACK,
     event_from_doc,
@@ -107,30 +114,63 @@ class Recorder:
         self._stats = db[STATS_DAILY]
         self._publisher = publisher
         self._origins = origins or telemetry.Origins()
+        self._unledgered: set[str] = set()
+        """Events applied and announced whose ledger entries are still being written (a batch's
+        tail): a duplicate of one in the next batch is dropped as the ledger would drop it."""
 
     async def process(self, items: list[Event]) -> None:
-        """Record ``items`` (possibly with duplicates); raises if anything could not be written."""
+        """Record ``items`` (possibly with duplicates) in full; raises if anything could not be
+        written."""
+        ledger = await self.record(items)
+        await ledger()
+
+    async def record(self, items: list[Event]) -> Tail:
+        """Record ``items`` on their messages and announce them; returns the ledger's part, for the
+        batcher to run while the next batch is processed (``MicroBatcher``'s tail). Raises (here or
+        in the tail) if anything could not be written.
+
+        The ledger entries are written after the messages: an event found in the ledger has been
+        applied, which is what a redelivered event is checked against. The messages are read in
+        the same round trip as the ledger is checked.
+        """
         now = utcnow()
         unique: dict[str, Event] = {}
         for item in items:
-            unique.setdefault(item.event_id, item)
+            if item.event_id not in self._unledgered:
+                unique.setdefault(item.event_id, item)
         statuses = [e for e in unique.values() if isinstance(e, StatusEvent)]
         inbound = [e for e in unique.values() if isinstance(e, InboundEvent)]
-        resolved = await self._resolve(statuses)
-        known = await self._known(list(unique))
+
+        async def resolve_and_read() -> tuple[dict[str, str | None], dict[str, Document]]:
+            resolved = await self._resolve(statuses)
+            return resolved, await self._read({mid for mid in resolved.values() if mid})
+
+        known, (resolved, current) = await asyncio.gather(self._known(list(unique)),
+                                                          resolve_and_read())
         # New events, and parked ones (a redelivered receipt) whose message is now known.
         applied = [(e, mid) for e in statuses if (mid := resolved[e.event_id]) is not None
                    and (e.event_id not in known or known[e.event_id].get("message_id") is None)]
-        late = await self._apply(applied, exclude=set(unique))
+        late = await self._apply(applied, exclude=set(unique), current=current)
         await self._apply(late)
         new = [e for e in statuses if e.event_id not in known]
-        await self._insert([status_event_doc(e, resolved[e.event_id], now) for e in new]
-                           + [inbound_event_doc(e, now) for e in inbound if e.event_id not in known])
-        await self._mark_matched([(e, mid) for e, mid in applied if e.event_id in known] + late)
-        parked = [e for e in new if resolved[e.event_id] is None and e.provider_message_id]
-        rescued = await self._rescue(parked)
-        self._count(len(items), len(applied), len(late) + len(rescued), len(parked) - len(rescued),
-                    len(inbound))
+        handled = {e.event_id for e, _ in applied + late} - self._unledgered
+        self._unledgered |= handled
+
+        async def ledger() -> None:
+            try:
+                await self._insert([status_event_doc(e, resolved[e.event_id], now) for e in new]
+                                   + [inbound_event_doc(e, now) for e in inbound
+                                      if e.event_id not in known])
+                await self._mark_matched([(e, mid) for e, mid in applied if e.event_id in known]
+                                         + late)
+            finally:
+                self._unledgered -= handled
+            parked = [e for e in new if resolved[e.event_id] is None and e.provider_message_id]
+            rescued = await self._rescue(parked)
+            self._count(len(items), len(applied), len(late) + len(rescued),
+                        len(parked) - len(rescued), len(inbound))
+
+        return ledger
 
     async def _resolve(self, events: list[StatusEvent]) -> dict[str, str | None]:
         """Each event's message id: its own, or the message that carries its provider id."""
@@ -187,8 +227,16 @@ class Recorder:
         await self._mark_matched(rescued)
         return rescued
 
-    async def _apply(self, applied: list[Applied], *,
-                     exclude: set[str] | None = None) -> list[Applied]:
+    async def _read(self, ids: Iterable[str]) -> dict[str, Document]:
+        """The messages ``ids`` as ``_apply`` needs them (``READ_BACK``)."""
+        wanted = sorted(set(ids))
+        if not wanted:
+            return {}
+        return {doc["_id"]: doc async for doc in self._messages.find(
+            {"_id": {"$in": wanted}}, projection=READ_BACK)}
+
+    async def _apply(self, applied: list[Applied], *, exclude: set[str] | None = None,
+                     current: dict[str, Document] | None = None) -> list[Applied]:
         """Write events to their messages, count what they changed and announce them; returns the
         parked events (not in ``exclude``) waiting for a provider id these writes taught a message.
 
@@ -209,8 +257,9 @@ class Recorder:
         for event, mid in applied:
             by_message.setdefault(mid, []).append(event)
         ids = sorted(by_message)
-        current = {doc["_id"]: doc async for doc in self._messages.find(
-            {"_id": {"$in": ids}}, projection=READ_BACK)}
+        if current is None:  # ``current``: read already, beside the ledger check
+            current = await self._read(ids)
+        current = {mid: current[mid] for mid in ids if mid in current}
         merged = {mid: merged_update(doc, by_message[mid], now, batch)
                   for mid, doc in current.items()}
         ops = [m.op for m in merged.values() if m.op is not None]
@@ -225,8 +274,7 @@ class Recorder:
             await self._messages.bulk_write(
                 [op for event, mid in applied for op in message_updates(event, mid, now, batch)],
                 ordered=False)
-            messages = {doc["_id"]: doc async for doc in
-                        self._messages.find({"_id": {"$in": ids}}, projection=READ_BACK)}
+            messages = await self._read(ids)
         notes: list[tuple[StatusChanged, str | None, str]] = []
         for event, mid in applied:
             message = messages.get(mid)
