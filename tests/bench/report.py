@@ -220,7 +220,7 @@ def render(result: dict[str, Any]) -> str:
     ops = (result.get("e2e") or {}).get("service_cpu_s", {}).get("db_ops")
     if ops and e2e:
         n = e2e["accepted"] or 1
-        lines.append("  database commands per message at 50 msg/s: " + ", ".join(
+        lines.append(f"  database commands per message at {e2e['rate']:.0f} msg/s: " + ", ".join(
             f"{k} {v / n:.2f}" for k, v in ops.items() if v))
 
     lines += ["", "Targets (issue 9)"]
