@@ -61,7 +61,7 @@ def create_app(settings: Settings) -> Litestar:
         assert rt.publisher is not None
         recorder = Recorder(rt.db, rt.publisher, origins)
         batcher: MicroBatcher[Event] = MicroBatcher(
-            recorder.record, max_items=settings.batch_max,
+            recorder.process, max_items=settings.batch_max,
             max_wait=settings.batch_wait_ms / 1000, is_transient=is_transient)
         batcher.start()
         rt.extras[BATCHER] = batcher

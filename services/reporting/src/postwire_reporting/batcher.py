@@ -5,11 +5,6 @@ its event and awaits a future; one flusher task takes up to ``max_items`` (or wh
 ``max_wait`` seconds of the first) and processes them together. A failure reaches every caller of the
 batch; a non-transient failure of a batch of several is retried item by item, so one poisonous item
 fails alone instead of blocking its neighbours forever.
-
-``process`` may hand back a *tail*: the rest of the batch's work, which the next batch need not wait
-for (reporting's ledger inserts, after the messages are written and announced). The next batch is
-collected and processed while the tail runs; at most one tail runs at a time, in batch order, and a
-batch's callers are answered only when its tail is done too (their deliveries are acked after it).
 """
 
 from __future__ import annotations
@@ -18,11 +13,9 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Generic, TypeAlias, TypeVar
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
-Tail: TypeAlias = Callable[[], Awaitable[None]]
-"""The rest of a batch's work, run while the next batch is processed."""
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +29,7 @@ class MicroBatcher(Generic[T]):
 
     def __init__(
         self,
-        process: Callable[[list[T]], Awaitable[Tail | None]],
+        process: Callable[[list[T]], Awaitable[None]],
         *,
         max_items: int,
         max_wait: float,
@@ -48,7 +41,6 @@ class MicroBatcher(Generic[T]):
         self._is_transient = is_transient
         self._queue: asyncio.Queue[tuple[T, asyncio.Future[None]]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
-        self._tail: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         """Start the flusher task on the running loop."""
@@ -63,14 +55,10 @@ class MicroBatcher(Generic[T]):
             async with asyncio.timeout(timeout):
                 while not self._queue.empty():
                     await asyncio.sleep(0.01)
-                if self._tail is not None:
-                    await asyncio.wait([self._tail])
-        for task in (self._task, self._tail):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        self._task = self._tail = None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
         while not self._queue.empty():
             _, future = self._queue.get_nowait()
             if not future.done():
@@ -87,12 +75,7 @@ class MicroBatcher(Generic[T]):
     async def _run(self) -> None:
         while True:
             batch = await self._collect()
-            tail = await self._flush(batch)
-            if tail is None:
-                continue
-            if self._tail is not None:  # one tail at a time, in batch order
-                await asyncio.wait([self._tail])
-            self._tail = asyncio.create_task(self._finish(batch, tail), name="micro-batcher tail")
+            await self._flush(batch)
 
     async def _collect(self) -> list[tuple[T, asyncio.Future[None]]]:
         loop = asyncio.get_running_loop()
@@ -111,48 +94,25 @@ class MicroBatcher(Generic[T]):
                 break
         return batch
 
-    async def _flush(self, batch: list[tuple[T, asyncio.Future[None]]]) -> Tail | None:
-        """Process ``batch``; answer its callers now, or hand back its tail to be run."""
+    async def _flush(self, batch: list[tuple[T, asyncio.Future[None]]]) -> None:
         try:
-            tail = await self._process([item for item, _ in batch])
+            await self._process([item for item, _ in batch])
         except asyncio.CancelledError:
             _fail(batch, BatcherStopped("reporting is stopping"))
             raise
         except Exception as exc:
-            await self._failed(batch, exc)
-            return None
-        if tail is None:
-            _succeed(batch)
-        return tail
-
-    async def _finish(self, batch: list[tuple[T, asyncio.Future[None]]], tail: Tail) -> None:
-        try:
-            await tail()
-        except asyncio.CancelledError:
-            _fail(batch, BatcherStopped("reporting is stopping"))
-            raise
-        except Exception as exc:
-            await self._failed(batch, exc)
+            if self._is_transient(exc) or len(batch) == 1:
+                log.warning("batch failed", extra={"size": len(batch), "error": repr(exc)})
+                _fail(batch, exc)
+                return
+            log.error("batch failed; retrying its items one by one",
+                      extra={"size": len(batch), "error": repr(exc)})
+            for single in batch:
+                await self._flush([single])
             return
-        _succeed(batch)
-
-    async def _failed(self, batch: list[tuple[T, asyncio.Future[None]]], exc: Exception) -> None:
-        if self._is_transient(exc) or len(batch) == 1:
-            log.warning("batch failed", extra={"size": len(batch), "error": repr(exc)})
-            _fail(batch, exc)
-            return
-        log.error("batch failed; retrying its items one by one",
-                  extra={"size": len(batch), "error": repr(exc)})
-        for single in batch:
-            tail = await self._flush([single])
-            if tail is not None:
-                await self._finish([single], tail)
-
-
-def _succeed(batch: list[tuple[T, asyncio.Future[None]]]) -> None:
-    for _, future in batch:
-        if not future.done():
-            future.set_result(None)
+        for _, future in batch:
+            if not future.done():
+                future.set_result(None)
 
 
 def _fail(batch: list[tuple[T, asyncio.Future[None]]], exc: BaseException) -> None:

@@ -12,11 +12,6 @@ is parked in the ledger, and the messages are asked once more after parking (``_
 look for parked events made after the write that teaches the id, a replica parking concurrently and a
 replica teaching concurrently cannot both miss each other.
 
-The ledger's part is the batch's tail (``MicroBatcher``): the next batch is processed while it runs,
-and the batch's deliveries are acked only after it. Until its ledger entries are written, an event
-the batch applied is remembered in the process, so a duplicate of it in the next batch is dropped as
-the ledger would drop it (a duplicate at another replica meanwhile is announced twice, as before).
-
 The ledger entry is the commit record: every message write is idempotent (the timeline push skips an
 event id it already holds, statuses only move forwards), so a batch that fails anywhere is redelivered
 and redone, and nothing is lost or applied twice. A crash between the notifications and the ledger, or a
@@ -47,7 +42,6 @@ from postwire_platform.clock import utcnow
 from postwire_platform.ids import new_id
 from postwire_platform.mongo import EVENTS, MESSAGES, STATS_DAILY, Document
 
-from .batcher import Tail
 from .documents import (
     READ_BACK,
     event_from_doc,
@@ -114,20 +108,9 @@ class Recorder:
         self._stats = db[STATS_DAILY]
         self._publisher = publisher
         self._origins = origins or telemetry.Origins()
-        self._unledgered: set[str] = set()
-        """Events applied and announced whose ledger entries are still being written (a batch's
-        tail): a duplicate of one in the next batch is dropped as the ledger would drop it."""
 
     async def process(self, items: list[Event]) -> None:
-        """Record ``items`` (possibly with duplicates) in full; raises if anything could not be
-        written."""
-        ledger = await self.record(items)
-        await ledger()
-
-    async def record(self, items: list[Event]) -> Tail:
-        """Record ``items`` on their messages and announce them; returns the ledger's part, for the
-        batcher to run while the next batch is processed (``MicroBatcher``'s tail). Raises (here or
-        in the tail) if anything could not be written.
+        """Record ``items`` (possibly with duplicates); raises if anything could not be written.
 
         The ledger entries are written after the messages: an event found in the ledger has been
         applied, which is what a redelivered event is checked against. The messages are read in
@@ -136,8 +119,7 @@ class Recorder:
         now = utcnow()
         unique: dict[str, Event] = {}
         for item in items:
-            if item.event_id not in self._unledgered:
-                unique.setdefault(item.event_id, item)
+            unique.setdefault(item.event_id, item)
         statuses = [e for e in unique.values() if isinstance(e, StatusEvent)]
         inbound = [e for e in unique.values() if isinstance(e, InboundEvent)]
 
@@ -153,24 +135,13 @@ class Recorder:
         late = await self._apply(applied, exclude=set(unique), current=current)
         await self._apply(late)
         new = [e for e in statuses if e.event_id not in known]
-        handled = {e.event_id for e, _ in applied + late} - self._unledgered
-        self._unledgered |= handled
-
-        async def ledger() -> None:
-            try:
-                await self._insert([status_event_doc(e, resolved[e.event_id], now) for e in new]
-                                   + [inbound_event_doc(e, now) for e in inbound
-                                      if e.event_id not in known])
-                await self._mark_matched([(e, mid) for e, mid in applied if e.event_id in known]
-                                         + late)
-            finally:
-                self._unledgered -= handled
-            parked = [e for e in new if resolved[e.event_id] is None and e.provider_message_id]
-            rescued = await self._rescue(parked)
-            self._count(len(items), len(applied), len(late) + len(rescued),
-                        len(parked) - len(rescued), len(inbound))
-
-        return ledger
+        await self._insert([status_event_doc(e, resolved[e.event_id], now) for e in new]
+                           + [inbound_event_doc(e, now) for e in inbound if e.event_id not in known])
+        await self._mark_matched([(e, mid) for e, mid in applied if e.event_id in known] + late)
+        parked = [e for e in new if resolved[e.event_id] is None and e.provider_message_id]
+        rescued = await self._rescue(parked)
+        self._count(len(items), len(applied), len(late) + len(rescued), len(parked) - len(rescued),
+                    len(inbound))
 
     async def _resolve(self, events: list[StatusEvent]) -> dict[str, str | None]:
         """Each event's message id: its own, or the message that carries its provider id."""
