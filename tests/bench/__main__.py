@@ -271,6 +271,8 @@ def cli_main() -> None:
                         help="the fixed rate of the SMS, email and WhatsApp end-to-end phases "
                              "(default 50, the issue's; at another rate the latency targets are "
                              "reported as not measured)")
+    parser.add_argument("--e2e-seconds", type=float, metavar="S",
+                        help="how long the end-to-end phases run (default 30)")
     args = parser.parse_args()
     phases = tuple(p for p in args.phases.split(",") if p)
     unknown = set(phases) - set(PHASES)
@@ -281,6 +283,10 @@ def cli_main() -> None:
         if not 0 < args.e2e_rate <= 1000:
             parser.error("--e2e-rate: between 0 and 1000 msg/s")
         plan = replace(plan, e2e_rate=args.e2e_rate)
+    if args.e2e_seconds is not None:
+        if not 1 <= args.e2e_seconds <= 600:
+            parser.error("--e2e-seconds: between 1 and 600")
+        plan = replace(plan, e2e_seconds=args.e2e_seconds)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + ("-quick" if args.quick else "")
     if args.label:
         stamp += f"-{args.label}"
