@@ -167,12 +167,8 @@ class Bench:
         finally:
             await client.close()
 
-    async def claimed_at(self, message_id: str) -> float | None:
-        """When sms-dispatcher claimed the message (its ``dispatches`` claim's ``created_at``)."""
-        return (await self.claims_at([message_id])).get(message_id)
-
     async def claims_at(self, ids: list[str]) -> dict[str, float]:
-        """Per message, when sms-dispatcher claimed it (``claimed_at`` for many at once)."""
+        """Per message, when sms-dispatcher claimed it (its ``dispatches`` claim's ``created_at``)."""
         client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(self.mongodb_url, tz_aware=True)
         out: dict[str, float] = {}
         try:
@@ -356,7 +352,7 @@ async def burst(bench: Bench, count: int, in_flight: int, drain_timeout: float) 
                       "accept_to_submit_ms": None if sub is None or accepted is None
                       else round((sub - accepted) * 1000, 2),
                       "request_to_submit_ms": None if sub is None else round((sub - otp[2]) * 1000, 2),
-                      **_split(accepted, await bench.claimed_at(mid), sub),
+                      **_split(accepted, (await bench.claims_at([mid])).get(mid), sub),
                       "standard_submitted_before_it": sum(1 for t in reached if sub and t < sub)}
     else:
         out["otp"] = {"error": otp[4] if otp else "not sent"}

@@ -35,55 +35,38 @@ async def nodelay_to(host: str, port: int) -> int:
         log.warning("TCP_NODELAY not set: %s does not resolve (%s)", host, exc)
         return 0
     peers = {(str(info[4][0]), int(info[4][1])) for info in infos}
-    return sum(_set(fd) for fd in _tcp_fds_to(peers))
+    return sum(_nodelay_if_to(fd, peers) for fd in _fds())
 
 
-def _tcp_fds_to(peers: set[tuple[str, int]]) -> list[int]:
+def _fds() -> list[int]:
     for directory in _FD_DIRS:
         try:
-            names = os.listdir(directory)
+            return [int(n) for n in os.listdir(directory) if n.isdigit()]
         except OSError:
             continue
-        return [fd for fd in (int(n) for n in names if n.isdigit()) if _peer(fd) in peers]
     return []
 
 
-def _duplicate(fd: int) -> socket.socket | None:
-    """A socket object on a duplicate of ``fd`` (closing it leaves ``fd`` open); None when ``fd``
-    is not a socket."""
+def _nodelay_if_to(fd: int, peers: set[tuple[str, int]]) -> bool:
+    """Set TCP_NODELAY on ``fd`` if it is a TCP socket connected to one of ``peers``. Works on a
+    duplicate of ``fd``: closing it leaves the connection open on ``fd``."""
     try:
         dup = os.dup(fd)
     except OSError:
-        return None
+        return False
     try:
-        return socket.socket(fileno=dup)
-    except OSError:
+        sock = socket.socket(fileno=dup)
+    except OSError:  # not a socket
         os.close(dup)
-        return None
-
-
-def _peer(fd: int) -> tuple[str, int] | None:
-    """The (address, port) a TCP socket ``fd`` is connected to; None for anything else."""
-    sock = _duplicate(fd)
-    if sock is None:
-        return None
-    try:
-        if sock.family not in (socket.AF_INET, socket.AF_INET6) or sock.type != socket.SOCK_STREAM:
-            return None
-        peer = sock.getpeername()
-        return str(peer[0]), int(peer[1])
-    except OSError:
-        return None
-    finally:
-        sock.close()  # the duplicate only; the connection stays open on ``fd``
-
-
-def _set(fd: int) -> bool:
-    sock = _duplicate(fd)
-    if sock is None:
         return False
     with contextlib.closing(sock):
         try:
+            if (sock.family not in (socket.AF_INET, socket.AF_INET6)
+                    or sock.type != socket.SOCK_STREAM):
+                return False
+            peer = sock.getpeername()
+            if (str(peer[0]), int(peer[1])) not in peers:
+                return False
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             return False
