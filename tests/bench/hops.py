@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from pymongo import AsyncMongoClient
-
 from .sms import Bench
 from .stats import latency_summary
 
@@ -29,16 +27,17 @@ HOPS = (
 async def breakdown(bench: Bench, ids: list[str]) -> dict[str, Any]:
     """Per hop, a latency summary (ms) over the messages of ``ids`` that have both its ends."""
     stamps = await bench.timelines(ids)  # status → recorded_at, per message
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(bench.mongodb_url, tz_aware=True)
-    try:
+    async with bench.reading() as client:
         for first in range(0, len(ids), 500):
+            # tenant and message only, on their index; the first attempts are picked here (a third
+            # field in the filter costs SecantusDB a scan: 9 s instead of 0.6 s per 500 messages)
             async for rec in client["postwire"]["webhook_attempts"].find(
-                    {"message_id": {"$in": ids[first:first + 500]}, "attempt": 1},
-                    projection=["message_id", "event_type", "at"]):
+                    {"tenant_id": bench.tenant_id, "message_id": {"$in": ids[first:first + 500]}},
+                    projection=["message_id", "event_type", "at", "attempt"]):
+                if rec.get("attempt") != 1:
+                    continue
                 stamps.setdefault(rec["message_id"], {}).setdefault(rec["event_type"],
                                                                     rec["at"].timestamp())
-    finally:
-        await client.close()
     for mid, seen in stamps.items():
         if mid in bench.smsc.receipt_at:
             seen["receipt"] = bench.smsc.receipt_at[mid]

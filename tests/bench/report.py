@@ -217,6 +217,10 @@ def render(result: dict[str, Any]) -> str:
               f"  ({msgs} messages through the system"
               + (f"; {BROKER} is the whole broker, every vhost" if BROKER in result["processes"]
                  else "") + ")"]
+    reads = result.get("bench_reads_cpu_s") or {}
+    if reads:
+        lines.append("  (taken out above: the bench's reads of its results between phases, "
+                     + ", ".join(f"{n} {v:.1f} s" for n, v in reads.items() if v >= 0.05) + ")")
     ops = (result.get("e2e") or {}).get("service_cpu_s", {}).get("db_ops")
     if ops and e2e:
         n = e2e["accepted"] or 1

@@ -6,11 +6,13 @@ process, then joins its rows with the carrier's and the receiver's stamps and th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import resource
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,6 +50,8 @@ class Bench:
     queues: QueueSampler
     mongodb_url: str
     pids: dict[str, int]
+    tenant_id: str
+    """The bench tenant: reads of tenant-scoped collections name it, so they use their indexes."""
     accepted: set[str] = field(default_factory=set)
     """SMS accepted so far (what ``drain`` waits for); other channels' ids go to ``accepted_other``."""
     accepted_other: set[str] = field(default_factory=set)
@@ -55,6 +59,9 @@ class Bench:
     client_cpu_s: float = 0.0
     profiler: Profiler | None = None
     db_profile: bool = False
+    reads_cpu_s: dict[str, float] = field(default_factory=dict)
+    """CPU each process spent while the bench read its results back from the database (after a
+    phase): taken out of the processes' load figures, since it is the bench's work, not the system's."""
 
     # -- the load client -------------------------------------------------------------------------
     async def load(self, phase: str, timeout: float, **plan: Any) -> dict[str, Any]:
@@ -167,25 +174,35 @@ class Bench:
         finally:
             await client.close()
 
+    @contextlib.asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncMongoClient[dict[str, Any]]]:
+        """A client for reading results back; the CPU spent meanwhile goes to ``reads_cpu_s``."""
+        before = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(self.mongodb_url, tz_aware=True)
+        try:
+            yield client
+        finally:
+            await client.close()
+            for name, pid in self.pids.items():
+                start, end = before[name], cpu_seconds(pid)
+                if start is not None and end is not None:
+                    self.reads_cpu_s[name] = self.reads_cpu_s.get(name, 0.0) + end - start
+
     async def claims_at(self, ids: list[str]) -> dict[str, float]:
         """Per message, when sms-dispatcher claimed it (its ``dispatches`` claim's ``created_at``)."""
-        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(self.mongodb_url, tz_aware=True)
         out: dict[str, float] = {}
-        try:
+        async with self.reading() as client:
             for first in range(0, len(ids), 500):
                 async for doc in client["postwire"]["dispatches"].find(
                         {"_id": {"$in": ids[first:first + 500]}}, projection=["created_at"]):
                     if doc.get("created_at") is not None:
                         out[doc["_id"]] = doc["created_at"].timestamp()
-        finally:
-            await client.close()
         return out
 
     async def timelines(self, ids: list[str]) -> dict[str, dict[str, float]]:
         """Per message: status → when reporting recorded it (``recorded_at``), read from MongoDB."""
-        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(self.mongodb_url, tz_aware=True)
         out: dict[str, dict[str, float]] = {}
-        try:
+        async with self.reading() as client:
             coll = client["postwire"]["messages"]
             for first in range(0, len(ids), 500):
                 async for doc in coll.find({"_id": {"$in": ids[first:first + 500]}},
@@ -196,8 +213,6 @@ class Bench:
                         if at is not None:
                             seen.setdefault(entry["status"], at.timestamp())
                     out[doc["_id"]] = seen
-        finally:
-            await client.close()
         return out
 
     async def latencies(self, rows: list[list[Any]], *, timeline: bool) -> dict[str, Any]:
