@@ -214,10 +214,14 @@ class AttemptLog:
         if not docs:
             return
         newest: dict[str, Document] = {}
+        # by webhook id alone, on its index, and the endpoint checked here: with the endpoint in
+        # the filter SecantusDB walks the endpoint's whole history on (endpoint_id, at) instead
+        # (2.2 s against 17 ms per 100 deliveries over 15,000 records)
         cursor = self._collection.find(
-            {"endpoint_id": endpoint_id, "webhook_id": {"$in": [d["webhook_id"] for d in docs]}},
-            projection={"body": False})
+            {"webhook_id": {"$in": [d["webhook_id"] for d in docs]}}, projection={"body": False})
         async for doc in cursor:
+            if doc.get("endpoint_id") != endpoint_id:
+                continue
             current = newest.get(doc["webhook_id"])
             if current is None or (utc(doc["at"]), doc["_id"]) > (utc(current["at"]),
                                                                    current["_id"]):
