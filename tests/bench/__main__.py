@@ -31,6 +31,7 @@ from . import email, rates, raw, report, sms, whatsapp
 from .observe import Hooks, QueueSampler, TimedSmsc, counter_delta, fanout_counters
 from .profile import Profiler
 from .stats import BROKER, broker_pid, children, cpu_seconds, machine_info, rss_kib, self_cpu_seconds
+from .trace import CpuTrace
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -122,7 +123,8 @@ PHASES = ("accept", "paced", "e2e", "burst", "email", "whatsapp", "sustained")
 async def run_system(plan: Plan, dev: DevSystem, smsc: TimedSmsc, receiver: WebhookReceiver,
                      sink: SmtpSink, graph: whatsapp.TimedGraph, amqp_url: str,
                      result: dict[str, Any],
-                     phases: tuple[str, ...], profile: Path | None, db_profile: bool = False) -> None:
+                     phases: tuple[str, ...], profile: Path | None, db_profile: bool = False,
+                     trace: Path | None = None) -> None:
     info = dev.info
     url = dev.mongodb_url
     key = cli(url, "keys", "create", "--tenant", info["tenant_id"], "--scopes", "send:sms,read:sms",
@@ -142,8 +144,12 @@ async def run_system(plan: Plan, dev: DevSystem, smsc: TimedSmsc, receiver: Webh
     await queues.start()
     bench = sms.Bench(gateway=info["gateway"], key=key, sender=info["sender_id"], smsc=smsc,
                       hooks=Hooks(receiver), queues=queues, mongodb_url=url, pids=pids,
-                      tenant_id=info["tenant_id"],
+                      tenant_id=info["tenant_id"], trace=trace,
                       profiler=Profiler(profile, ours) if profile else None, db_profile=db_profile)
+    # the bench's own process too: it serves the SMSC simulator and the webhook receiver
+    cpu_trace = CpuTrace(trace / "cpu.jsonl", {**pids, "bench": os.getpid()}) if trace else None
+    if cpu_trace is not None:
+        await cpu_trace.start()
     if db_profile:
         await bench.enable_db_profile()
     fanout_url = f"http://127.0.0.1:{dev.base_port + SERVICES.index('webhook-fanout')}"
@@ -201,6 +207,8 @@ async def run_system(plan: Plan, dev: DevSystem, smsc: TimedSmsc, receiver: Webh
             await phase_counters("sustained")
     finally:
         await queues.stop()
+        if cpu_trace is not None:
+            await cpu_trace.stop()
     after = snapshot(pids)
     counts = smsc.submit_counts()
     result["messages_through_system"] = len(bench.accepted) + len(bench.accepted_other)
@@ -222,12 +230,14 @@ async def run_system(plan: Plan, dev: DevSystem, smsc: TimedSmsc, receiver: Webh
 
 
 async def main(plan: Plan, mode: str, phases: tuple[str, ...] = PHASES,
-               profile: Path | None = None, db_profile: bool = False) -> dict[str, Any]:
+               profile: Path | None = None, db_profile: bool = False,
+               trace: Path | None = None) -> dict[str, Any]:
     base = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
     result: dict[str, Any] = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "mode": mode,
                               "plan": asdict(plan), "machine": machine_info(REPO), "raw": {},
                               "processes": {}, "phases": list(phases),
-                              "profile": str(profile) if profile else None}
+                              "profile": str(profile) if profile else None,
+                              "trace": str(trace) if trace else None}
     with rabbit_vhost(base) as amqp_url:
         print(f"raw RabbitMQ: {plan.rabbit_messages} messages", flush=True)
         result["raw"]["rabbitmq"] = await raw.rabbit_roundtrip(amqp_url, plan.rabbit_messages)
@@ -248,7 +258,7 @@ async def main(plan: Plan, mode: str, phases: tuple[str, ...] = PHASES,
         bench_cpu0 = self_cpu_seconds()
         try:
             await run_system(plan, dev, smsc, receiver, sink, graph, amqp_url, result, phases,
-                             profile, db_profile)
+                             profile, db_profile, trace)
         finally:
             print("stopping the system", flush=True)
             result["system_exit_code"] = await asyncio.to_thread(dev.stop)
@@ -271,6 +281,10 @@ def cli_main() -> None:
     parser.add_argument("--db-profile", action="store_true",
                         help="diagnostics: the database's own profile of every operation, per phase "
                              "(adds a write per operation: not for the figures)")
+    parser.add_argument("--trace", type=Path, metavar="DIR",
+                        help="diagnostics: every process's CPU (the database server's per thread) "
+                             "every 100 ms in DIR/cpu.jsonl, and each SMS e2e message's stamps in "
+                             "DIR/sms-e2e-messages.json, to line stalls up with what was busy")
     parser.add_argument("--e2e-rate", type=float, metavar="MSG_PER_S",
                         help="the fixed rate of the SMS, email and WhatsApp end-to-end phases "
                              "(default 50, the issue's; at another rate the latency targets are "
@@ -294,7 +308,8 @@ def cli_main() -> None:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + ("-quick" if args.quick else "")
     if args.label:
         stamp += f"-{args.label}"
-    result = asyncio.run(asyncio.wait_for(main(plan, mode, phases, args.profile, args.db_profile),
+    result = asyncio.run(asyncio.wait_for(main(plan, mode, phases, args.profile, args.db_profile,
+                                               args.trace),
                                           plan.overall_timeout))
     print()
     print(report.render(result))

@@ -59,6 +59,8 @@ class Bench:
     client_cpu_s: float = 0.0
     profiler: Profiler | None = None
     db_profile: bool = False
+    trace: Path | None = None
+    """``--trace DIR``: where the per-message stamps of the SMS e2e phase are written."""
     reads_cpu_s: dict[str, float] = field(default_factory=dict)
     """CPU each process spent while the bench read its results back from the database (after a
     phase): taken out of the processes' load figures, since it is the bench's work, not the system's."""
@@ -269,7 +271,22 @@ class Bench:
             out["accept_to_claim"] = latency_summary(to_claim)
             out["claim_to_submit"] = latency_summary(claim_to_submit)
             out["missing"]["delivered_timeline"] = missing_delivered
+            if self.trace is not None:
+                self.write_stamps(ok, submits, claims, stamps)
         return out
+
+    def write_stamps(self, ok: list[list[Any]], submits: dict[str, float], claims: dict[str, float],
+                     stamps: dict[str, dict[str, float]]) -> None:
+        """``--trace``: every message of the SMS e2e phase with its stamps (wall-clock seconds), for
+        lining a stall up with ``cpu.jsonl``."""
+        assert self.trace is not None
+        self.trace.mkdir(parents=True, exist_ok=True)
+        rows = [{"id": mid, "accepted": _ts(accepted_iso), "claimed": claims.get(mid),
+                 "submitted": submits.get(mid), "receipt": self.smsc.receipt_at.get(mid),
+                 "recorded": stamps.get(mid, {}),
+                 "delivered_webhook": self.hooks.first.get(("sms_delivered", mid))}
+                for mid, _scheduled, _started, _ended, _status, accepted_iso in ok]
+        (self.trace / "sms-e2e-messages.json").write_text(json.dumps(rows))
 
 
 def summary(rows: list[list[Any]]) -> dict[str, Any]:
