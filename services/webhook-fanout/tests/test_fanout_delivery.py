@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pymongo.asynchronous.database import AsyncDatabase
 
 from postwire_contracts.status import Status
-from postwire_platform.mongo import WEBHOOK_ENDPOINTS, Document
+from postwire_platform.clock import utcnow
+from postwire_platform.mongo import WEBHOOK_ATTEMPTS, WEBHOOK_ENDPOINTS, Document
 from postwire_testing.receiver import ReceivedRequest, WebhookReceiver
 
 from .fanout_support import attempts as find_attempts
@@ -144,3 +145,17 @@ async def test_a_test_endpoint_never_receives_live_events(
 
 def _type(request: ReceivedRequest) -> str:
     return str(request.json()["type"])
+
+
+async def test_attempt_records_past_their_retention_are_deleted_and_the_rest_kept(
+        amqp_url: str, mongodb_url: str, db_name: str, db: AsyncDatabase[Document]) -> None:
+    now = utcnow()
+    await db[WEBHOOK_ATTEMPTS].insert_many([
+        {"_id": "att_old", "tenant_id": "ten_a", "expires_at": now - timedelta(seconds=1)},
+        {"_id": "att_new", "tenant_id": "ten_a", "expires_at": now + timedelta(days=30)}])
+    async with running(amqp_url, mongodb_url, db_name, webhook_attempt_sweep_seconds=0.2):
+        deadline = asyncio.get_running_loop().time() + 10
+        while await db[WEBHOOK_ATTEMPTS].find_one({"_id": "att_old"}) is not None:
+            assert asyncio.get_running_loop().time() < deadline, "the expired record stayed"
+            await asyncio.sleep(0.1)
+    assert [d["_id"] async for d in db[WEBHOOK_ATTEMPTS].find({})] == ["att_new"]

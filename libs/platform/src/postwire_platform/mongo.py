@@ -9,6 +9,7 @@ from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import OperationFailure
 
 TENANTS = "tenants"
 API_KEYS = "api_keys"
@@ -55,8 +56,11 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("tenant_id", ASCENDING), ("message_id", ASCENDING)]),
         IndexModel([("endpoint_id", ASCENDING), ("at", DESCENDING)]),
         IndexModel([("webhook_id", ASCENDING), ("at", DESCENDING)]),
-        # each record carries its own expiry, so the retention is a setting, not an index option
-        IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0),
+        # each record carries its own expiry (the retention is a setting); webhook-fanout deletes
+        # the expired ones itself through this index (``AttemptLog.expire``), not through a TTL
+        # option: SecantusDB's TTL sweep decodes the whole collection under its global lock every
+        # 60 s, a stall of every write that grows with the collection (docs/performance.md)
+        IndexModel([("expires_at", ASCENDING)]),
     ],
     TEMPLATES: [IndexModel([("tenant_id", ASCENDING), ("name", ASCENDING)], unique=True)],
     TEMPLATE_VERSIONS: [IndexModel([("template_id", ASCENDING), ("version", ASCENDING)], unique=True)],
@@ -80,11 +84,25 @@ def make_client(url: str, *, timeout_ms: int = 5000) -> AsyncMongoClient[Documen
 
 
 async def ensure_indexes(db: AsyncDatabase[Document], collections: list[str]) -> None:
-    """Create the indexes of the named collections (idempotent)."""
+    """Create the indexes of the named collections (idempotent). An existing index on the same keys
+    whose TTL option differs from its model's (one added or taken away in an upgrade) is dropped
+    and made again: the server would refuse the model beside it."""
     for name in collections:
         models = INDEXES.get(name)
-        if models:
-            await db[name].create_indexes(models)
+        if not models:
+            continue
+        existing = await db[name].index_information()
+        for model in models:
+            spec = model.document
+            found = existing.get(spec["name"])
+            if found is not None and found.get("expireAfterSeconds") != spec.get(
+                    "expireAfterSeconds"):
+                try:
+                    await db[name].drop_index(spec["name"])
+                except OperationFailure as exc:
+                    if exc.code != 27:  # IndexNotFound: another service dropped it first
+                        raise
+        await db[name].create_indexes(models)
 
 
 async def ping(client: AsyncMongoClient[Document]) -> bool:

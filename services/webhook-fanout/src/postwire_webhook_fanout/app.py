@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 DELIVERER = "deliverer"
 ATTEMPTS = "attempts"
 CLIENT = "http_client"
+SWEEPER = "attempt_sweeper"
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None,
@@ -124,6 +125,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                             threshold=settings.webhook_breaker_threshold,
                             cooldown=settings.webhook_breaker_cooldown)
         endpoints = EndpointCache(rt.db, keyring, settings.endpoint_cache_seconds)
+        rt.extras[SWEEPER] = asyncio.create_task(sweep_attempts(attempts))
         rt.extras.update({
             CLIENT: client, ATTEMPTS: attempts,
             DELIVERER: Deliverer(settings, client=client, publisher=rt.publisher,
@@ -131,7 +133,23 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                                  clock=clock or utcnow),
         })
 
+    async def sweep_attempts(attempts: AttemptLog) -> None:
+        """Delete expired attempt records every WEBHOOK_ATTEMPT_SWEEP_SECONDS (the retention)."""
+        while True:
+            await asyncio.sleep(settings.webhook_attempt_sweep_seconds)
+            try:
+                deleted = await attempts.expire((clock or utcnow)())
+            except Exception:  # the database is away: the next round deletes them
+                log.warning("expired webhook attempts not deleted this round", exc_info=True)
+                continue
+            if deleted:
+                log.info("deleted %d expired webhook attempt records", deleted)
+
     async def stop(rt: Runtime) -> None:
+        sweeper: asyncio.Task[None] | None = rt.extras.get(SWEEPER)
+        if sweeper is not None:
+            sweeper.cancel()
+            await asyncio.gather(sweeper, return_exceptions=True)
         # Stop consuming and let in-flight attempts finish before the HTTP client closes.
         await asyncio.gather(notifications.stop(), deliveries.stop(), commands.stop())
         attempts: AttemptLog | None = rt.extras.get(ATTEMPTS)

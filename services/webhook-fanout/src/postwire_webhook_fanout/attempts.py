@@ -1,9 +1,10 @@
 """``webhook_attempts``: every attempt's record, written in batches, and what is read back from it.
 
 A record holds the attempt (time, status code, latency, error, outcome) and the event it carried (the
-exact body), so a replay needs nothing else. Records expire (``expires_at``, a TTL index) after the
-retention. Writes are grouped: concurrent attempts share one ``insert_many`` (MongoDB here takes
-thousands of documents per second in batches but only hundreds one by one), and each attempt's handler
+exact body), so a replay needs nothing else. Records expire (``expires_at``, deleted by ``expire``
+every ``WEBHOOK_ATTEMPT_SWEEP_SECONDS``) after the retention. Writes are grouped: concurrent attempts
+share one ``insert_many`` (MongoDB here takes thousands of documents per second in batches but only
+hundreds one by one), and each attempt's handler
 still waits until its own record is written before acknowledging its job. What the order rule asks
 (has this message's earlier event had an attempt to this endpoint?) is answered from memory as soon as
 the attempt is made, without waiting for its record: a receipt's webhook then follows its "sent" by
@@ -155,6 +156,12 @@ class AttemptLog:
                 waiting.remove(entry)
                 if not waiting:
                     del self._waiters[key]
+
+    async def expire(self, now: datetime) -> int:
+        """Delete the records whose ``expires_at`` has passed, through its index (the retention;
+        ``mongo.INDEXES`` says why not with a TTL option). Safe to run from every replica."""
+        result = await self._collection.delete_many({"expires_at": {"$lt": now}})
+        return result.deleted_count
 
     async def close(self) -> None:
         """Wait for records still being written."""

@@ -51,6 +51,8 @@ class Settings(CommonSettings, frozen=True, kw_only=True):
     attempted in this process, before it is set aside through the defer queue; 0 turns it off."""
     webhook_attempt_retention_days: float = 30.0
     """How long attempt records (and so replays) are kept."""
+    webhook_attempt_sweep_seconds: float = 60.0
+    """How often expired attempt records are deleted (a ranged delete on their ``expires_at``)."""
     endpoint_cache_seconds: float = 1.0
     """How long a tenant's enabled endpoints are cached."""
     retry_pause: float = 1.0
@@ -81,6 +83,7 @@ def validate(settings: Settings) -> None:
         ("WEBHOOK_ORDER_INLINE_WAIT", settings.webhook_order_inline_wait >= 0, "must be >= 0"),
         ("WEBHOOK_ATTEMPT_RETENTION_DAYS", settings.webhook_attempt_retention_days > 0,
          "must be > 0"),
+        ("WEBHOOK_ATTEMPT_SWEEP_SECONDS", settings.webhook_attempt_sweep_seconds > 0, "must be > 0"),
     ]
     for var, ok, why in checks:
         if not ok:
