@@ -33,6 +33,7 @@ def test_without_secret_keys_it_does_not_start() -> None:
     ({"WEBHOOK_RETRY_DELAYS": "[5, 0]"}, "WEBHOOK_RETRY_DELAYS"),
     ({"WEBHOOK_ENDPOINT_CONCURRENCY": "0"}, "WEBHOOK_ENDPOINT_CONCURRENCY"),
     ({"WEBHOOK_ORDER_WAIT": "-1"}, "WEBHOOK_ORDER_WAIT"),
+    ({"WEBHOOK_ATTEMPT_SWEEP_SECONDS": "0"}, "WEBHOOK_ATTEMPT_SWEEP_SECONDS"),
 ])
 def test_a_bad_value_names_its_variable(env: dict[str, str], var: str) -> None:
     settings = load_settings(Settings, {"SECRET_KEYS": f'["{generate_key()}"]', **env})
