@@ -41,14 +41,19 @@ def rss_kib(pid: int) -> int | None:
     return None
 
 
+def stat_ticks(stat: Path) -> int | None:
+    """utime+stime in clock ticks from a ``/proc/<pid>/stat`` (or ``…/task/<tid>/stat``) file."""
+    try:
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return int(fields[11]) + int(fields[12])  # fields 14 and 15 of proc(5)
+
+
 def cpu_seconds(pid: int) -> float | None:
     """utime+stime of ``pid`` (its own threads, not its children) in seconds."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # fields 14 and 15 of proc(5)
+    ticks = stat_ticks(Path(f"/proc/{pid}/stat"))
+    return None if ticks is None else ticks / CLOCK_TICKS
 
 
 BROKER = "rabbitmq"

@@ -26,31 +26,23 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .stats import CLOCK_TICKS
+from .stats import CLOCK_TICKS, stat_ticks
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _ticks(stat: Path) -> int | None:
-    try:
-        fields = stat.read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return int(fields[11]) + int(fields[12])
 
 
 def sample(pids: dict[str, int]) -> dict[str, float]:
     """Clock ticks of each process, and of each thread of ``mongodb`` as ``db:<tid>``, now."""
     row: dict[str, float] = {"t": round(time.time(), 3)}
     for name, pid in pids.items():
-        ticks = _ticks(Path(f"/proc/{pid}/stat"))
+        ticks = stat_ticks(Path(f"/proc/{pid}/stat"))
         if ticks is not None:
             row[name] = ticks
     db = pids.get("mongodb")
     if db is not None:
         with contextlib.suppress(OSError):
             for task in Path(f"/proc/{db}/task").iterdir():
-                ticks = _ticks(task / "stat")
+                ticks = stat_ticks(task / "stat")
                 if ticks:
                     row[f"db:{task.name}"] = ticks
     return row
