@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
-import msgspec
 import pytest
 from faststream.rabbit import RabbitBroker
 from pymongo.asynchronous.database import AsyncDatabase
@@ -11,6 +11,7 @@ from postwire_contracts import topology
 from postwire_contracts.messages import SendSms
 from postwire_platform.broker import (
     Publisher,
+    contract_body,
     dead_queue,
     declare_topology,
     make_broker,
@@ -53,11 +54,20 @@ async def test_keys_are_stored_hashed_and_found_by_the_key(db: AsyncDatabase[Doc
     assert await find_key(db, key + "x") is None
 
 
-async def test_confirmed_publish_reaches_the_declared_queue(amqp_url: str) -> None:
+DECODERS = pytest.mark.parametrize("decoded_by", ["faststream", "contract_body"])
+"""The services' subscribers decode with ``contract_body``; FastStream's own decoding is the reference."""
+
+
+def _decoding(decoded_by: str) -> dict[str, Any]:
+    return {"decoder": contract_body(SendSms)} if decoded_by == "contract_body" else {}
+
+
+@DECODERS
+async def test_confirmed_publish_reaches_the_declared_queue(amqp_url: str, decoded_by: str) -> None:
     broker: RabbitBroker = make_broker(amqp_url)
     received: asyncio.Queue[SendSms] = asyncio.Queue()
 
-    @broker.subscriber(work_queue(topology.SMS_SEND_QUEUE))
+    @broker.subscriber(work_queue(topology.SMS_SEND_QUEUE), **_decoding(decoded_by))
     async def handle(cmd: SendSms) -> None:
         await received.put(cmd)
 
@@ -66,33 +76,37 @@ async def test_confirmed_publish_reaches_the_declared_queue(amqp_url: str) -> No
     await broker.start()
     try:
         cmd = SendSms(message_id="m1", tenant_id="t", live=False, to="+447700900123", body="hi",
-                      sender_id="Postwire", accepted_at=utcnow())
+                      sender_id="Postwire", accepted_at=utcnow(), metadata={"order": "42"},
+                      expires_at=utcnow())
         await Publisher(broker).publish(cmd, topology.SEND_SMS)
         got = await asyncio.wait_for(received.get(), 10)
-        assert got == cmd
+        assert got == cmd and type(got) is SendSms
     finally:
         await broker.stop()
 
 
-async def test_undecodable_message_is_dead_lettered(amqp_url: str) -> None:
+@DECODERS
+@pytest.mark.parametrize("body", [b'{"kind":"garbage"}', b"\xff not JSON {",
+                                  b'{"kind":"send.sms.v1","message_id":17}'])
+async def test_undecodable_message_is_dead_lettered(amqp_url: str, decoded_by: str, body: bytes) -> None:
     broker: RabbitBroker = make_broker(amqp_url)
+    handled: list[SendSms] = []
 
-    @broker.subscriber(work_queue(topology.SMS_SEND_QUEUE))
+    @broker.subscriber(work_queue(topology.SMS_SEND_QUEUE), **_decoding(decoded_by))
     async def handle(cmd: SendSms) -> None:
-        raise AssertionError("must not be called")
+        handled.append(cmd)
 
     await broker.connect()
     await declare_topology(broker)
     await broker.start()
     try:
-        await broker.publish(b'{"kind":"garbage"}', exchange="postwire", routing_key=topology.SEND_SMS,
-                             persist=True)
+        await broker.publish(body, exchange="postwire", routing_key=topology.SEND_SMS, persist=True)
         dead = topology.dead_letter_queue(topology.SMS_SEND_QUEUE)
         for _ in range(100):
             queue = await broker.declare_queue(dead_queue(topology.SMS_SEND_QUEUE))
             got = await queue.get(no_ack=True, fail=False)
             if got is not None:
-                assert msgspec.json.decode(got.body) == {"kind": "garbage"}
+                assert got.body == body and handled == []
                 break
             await asyncio.sleep(0.1)
         else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 import msgspec
@@ -107,6 +108,24 @@ async def raw_body(message: StreamMessage[Any]) -> bytes:
     measured here (0.9 against 0.45 ms per publish and consume), and a thread hop on the way in.
     """
     return message.body
+
+
+def contract_body(kind: Any) -> Callable[[StreamMessage[Any]], Awaitable[Any]]:
+    """A subscriber's ``decoder`` that decodes the body straight into ``kind`` (a contract struct, or
+    a union of tagged ones) with msgspec, for a handler whose one parameter is of that type.
+
+    Without it FastStream parses the body with the standard library's ``json`` into dicts and lists,
+    and fast_depends then converts those into the struct; msgspec builds the struct from the bytes in
+    one pass, and fast_depends passes an instance of the right type through as it is. A body that does
+    not decode raises here, where FastStream's own decoding would have: the message is rejected to
+    its dead-letter queue as before.
+    """
+    decoder = msgspec.json.Decoder(kind)
+
+    async def decode(message: StreamMessage[Any]) -> Any:
+        return decoder.decode(message.body)
+
+    return decode
 
 
 def broker_connected(broker: RabbitBroker) -> bool:

@@ -13,7 +13,7 @@ from pymongo.errors import ConnectionFailure
 
 from postwire_contracts import topology
 from postwire_contracts.messages import SendEmail
-from postwire_platform.broker import BrokerUnavailable, work_queue
+from postwire_platform.broker import BrokerUnavailable, contract_body, work_queue
 from postwire_platform.clock import Clock, utcnow
 from postwire_platform.dns_resolver import make_resolver
 from postwire_platform.ids import new_id
@@ -85,7 +85,8 @@ def create_app(settings: Settings, *, live: EmailTransport | None = None,
                                              Suppressions(rt.db[SUPPRESSIONS]), config, now)
         log.info("dispatcher ready", extra={"owner": owner, "live": transports.live.name})
 
-    @runtime.broker.subscriber(work_queue(topology.EMAIL_SEND_QUEUE))
+    @runtime.broker.subscriber(work_queue(topology.EMAIL_SEND_QUEUE),
+                               decoder=contract_body(SendEmail))
     async def handle_send_email(cmd: SendEmail) -> None:
         dispatcher: Dispatcher = runtime.extras["dispatcher"]
         try:

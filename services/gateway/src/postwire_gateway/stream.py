@@ -33,7 +33,7 @@ from prometheus_client import Counter, Gauge
 from postwire_contracts import topology
 from postwire_contracts.messages import StatusChanged
 from postwire_contracts.status import Channel
-from postwire_platform.broker import EXCHANGE
+from postwire_platform.broker import EXCHANGE, contract_body
 from postwire_platform.errors import ApiError, unavailable
 from postwire_platform.ids import new_id
 from postwire_platform.service import Runtime
@@ -192,7 +192,8 @@ def attach_stream(app: Litestar, runtime: Runtime, settings: GatewaySettings) ->
     queue = RabbitQueue(topology.stream_queue(new_id().lower()), durable=False, exclusive=True,
                         auto_delete=True)
 
-    @runtime.broker.subscriber(queue)  # bound to the notifications by ``Binding`` while listened to
+    # bound to the notifications by ``Binding`` while listened to
+    @runtime.broker.subscriber(queue, decoder=contract_body(StatusChanged))
     async def relay(note: StatusChanged) -> None:
         RELAYED.inc()
         hub.dispatch(note)

@@ -24,7 +24,7 @@ from pymongo.errors import ConnectionFailure
 from postwire_contracts import topology
 from postwire_contracts.messages import InboundEvent, StatusEvent
 from postwire_contracts.status import Channel
-from postwire_platform.broker import BrokerUnavailable, work_queue
+from postwire_platform.broker import BrokerUnavailable, contract_body, work_queue
 from postwire_platform.clock import Clock, utcnow
 from postwire_platform.errors import ApiError, unavailable
 from postwire_platform.mongo import CONVERSATIONS, MESSAGES, OPT_OUTS, SUPPRESSIONS, TENANTS
@@ -148,7 +148,8 @@ def create_app(settings: ProviderIngestSettings, *, clock: Clock | None = None) 
         await publish(event, topology.inbound_key(Channel.SMS))
         return Ack()
 
-    inbound_queue = runtime.broker.subscriber(work_queue(topology.INGEST_INBOUND_QUEUE))
+    inbound_queue = runtime.broker.subscriber(work_queue(topology.INGEST_INBOUND_QUEUE),
+                                              decoder=contract_body(InboundEvent))
 
     @inbound_queue
     async def on_inbound(event: InboundEvent) -> None:

@@ -31,7 +31,7 @@ from pymongo.errors import ConnectionFailure, PyMongoError
 from postwire_contracts import topology
 from postwire_contracts.messages import InboundEvent, StatusEvent
 from postwire_contracts.status import Channel
-from postwire_platform.broker import BrokerUnavailable, work_queue
+from postwire_platform.broker import BrokerUnavailable, contract_body, work_queue
 from postwire_platform.errors import ApiError, unavailable
 from postwire_platform.service import Runtime
 from postwire_whatsapp import webhooks
@@ -92,7 +92,8 @@ def whatsapp_routes(runtime: Runtime, settings: ProviderIngestSettings,
         NOTIFICATIONS.labels("accepted").inc()
         return Ack()
 
-    @runtime.broker.subscriber(work_queue(topology.WHATSAPP_INBOUND_QUEUE))
+    @runtime.broker.subscriber(work_queue(topology.WHATSAPP_INBOUND_QUEUE),
+                               decoder=contract_body(InboundEvent))
     async def keep_inbound(event: InboundEvent) -> None:
         conversations: Conversations = runtime.extras[CONVERSATIONS]
         try:

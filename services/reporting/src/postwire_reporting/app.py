@@ -17,7 +17,7 @@ from prometheus_client import Counter
 from postwire_contracts import topology
 from postwire_contracts.messages import InboundEvent, StatusEvent
 from postwire_platform import telemetry
-from postwire_platform.broker import work_queue
+from postwire_platform.broker import contract_body, work_queue
 from postwire_platform.mongo import EVENTS, MESSAGES, STATS_DAILY
 from postwire_platform.service import Runtime, build_app, new_broker
 
@@ -36,7 +36,8 @@ DEAD_LETTERED = Counter("postwire_reporting_dead_lettered", "Events rejected to 
 def create_app(settings: Settings) -> Litestar:
     """The reporting app: health routes plus the batched subscriber on ``reporting.events``."""
     runtime = Runtime(settings=settings, broker=new_broker(settings))
-    subscriber = runtime.broker.subscriber(work_queue(topology.REPORTING_QUEUE))
+    subscriber = runtime.broker.subscriber(work_queue(topology.REPORTING_QUEUE),
+                                           decoder=contract_body(StatusEvent | InboundEvent))
     origins = telemetry.Origins()
 
     @subscriber

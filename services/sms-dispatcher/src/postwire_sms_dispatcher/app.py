@@ -22,7 +22,7 @@ from pymongo.errors import ConnectionFailure
 from postwire_contracts import topology
 from postwire_contracts.messages import SendSms
 from postwire_platform.batching import Coalescer
-from postwire_platform.broker import BrokerUnavailable, work_queue
+from postwire_platform.broker import BrokerUnavailable, contract_body, work_queue
 from postwire_platform.clock import Clock, utcnow
 from postwire_platform.ids import new_id
 from postwire_platform.mongo import DISPATCHES, OPT_OUTS, Document
@@ -135,9 +135,10 @@ def create_app(settings: SmsDispatcherSettings, *, carrier: SmsCarrier | None = 
             await asyncio.sleep(NACK_PAUSE)
             raise NackMessage(requeue=True) from exc
 
-    standard = runtime.broker.subscriber(work_queue(topology.SMS_SEND_QUEUE))
+    standard = runtime.broker.subscriber(work_queue(topology.SMS_SEND_QUEUE),
+                                         decoder=contract_body(SendSms))
     otp_lane = runtime.broker.subscriber(
-        work_queue(topology.SMS_OTP_QUEUE),
+        work_queue(topology.SMS_OTP_QUEUE), decoder=contract_body(SendSms),
         channel=RabbitChannel(prefetch_count=settings.otp_prefetch, publisher_confirms=True))
 
     @standard

@@ -13,7 +13,7 @@ from pymongo.errors import ConnectionFailure
 
 from postwire_contracts import topology
 from postwire_contracts.messages import SendWhatsApp
-from postwire_platform.broker import BrokerUnavailable, work_queue
+from postwire_platform.broker import BrokerUnavailable, contract_body, work_queue
 from postwire_platform.clock import Clock, utcnow
 from postwire_platform.ids import new_id
 from postwire_platform.mongo import OPT_OUTS, TENANTS, WHATSAPP_DISPATCHES
@@ -83,7 +83,8 @@ def create_app(settings: Settings, *, client: WhatsAppClient | None = None,
             "owner": owner, "enabled": settings.whatsapp_cloud_api_enabled,
             "platform_line": bool(platform.phone_number_id)})
 
-    @runtime.broker.subscriber(work_queue(topology.WHATSAPP_SEND_QUEUE))
+    @runtime.broker.subscriber(work_queue(topology.WHATSAPP_SEND_QUEUE),
+                               decoder=contract_body(SendWhatsApp))
     async def handle_send_whatsapp(cmd: SendWhatsApp) -> None:
         dispatcher: Dispatcher = runtime.extras["dispatcher"]
         try:
