@@ -6,6 +6,7 @@ import asyncio
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from postwire_contracts.status import Status
 from postwire_platform.mongo import Document
 from postwire_testing.receiver import ReceivedRequest, WebhookReceiver
 
@@ -79,3 +80,20 @@ async def test_an_endpoint_down_for_a_while_receives_everything_exactly_once_whe
     records = await attempts(db, {"endpoint_id": hook["_id"]}, 10)
     assert {r["outcome"] for r in records} == {"retrying", "delivered"}
     assert all(r["error"] is not None for r in records if r["outcome"] == "retrying")
+
+
+async def test_a_cookie_an_endpoint_sets_is_never_sent_back(
+        amqp_url: str, mongodb_url: str, db_name: str, db: AsyncDatabase[Document]) -> None:
+    """Deliveries carry no cookies: one endpoint's ``Set-Cookie`` reaches neither it nor another
+    tenant's endpoint on the same host (two customers of one webhook relay, say)."""
+    async with WebhookReceiver() as relay:
+        await endpoint(db, "ten_a", relay.url)
+        await endpoint(db, "ten_b", relay.url)
+        relay.respond(200, headers={"set-cookie": "session=secret-of-ten-a; Path=/"})
+        async with running_fanout(amqp_url, mongodb_url, db_name) as publisher:
+            await publish(publisher, note("ten_a", Status.SENT))
+            await relay.wait_for(count(1))
+            await publish(publisher, note("ten_a", Status.SENT))
+            await publish(publisher, note("ten_b", Status.SENT))
+            got = await relay.wait_for(count(3))
+    assert [r.headers.get("cookie") for r in got] == [None, None, None]
