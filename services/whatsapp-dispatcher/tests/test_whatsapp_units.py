@@ -9,7 +9,13 @@ import pytest
 
 from postwire_platform.settings import SettingsError
 from postwire_whatsapp import webhooks
-from postwire_whatsapp_dispatcher.graph import GraphRefused, GraphSend, GraphUnavailable, interpret
+from postwire_whatsapp_dispatcher.graph import (
+    GraphClient,
+    GraphRefused,
+    GraphSend,
+    GraphUnavailable,
+    interpret,
+)
 from postwire_whatsapp_dispatcher.pacing import Pacer, Rate, delay_step
 from postwire_whatsapp_dispatcher.sandbox import SandboxClient
 from postwire_whatsapp_dispatcher.settings import Settings
@@ -132,3 +138,22 @@ async def test_the_sandbox_answers_and_notifies_signed_statuses() -> None:
         assert value.metadata.phone_number_id == "100"
         statuses += [(s.id, s.status, s.biz_opaque_callback_data) for s in value.statuses]
     assert statuses == [(first.wamid, s, "m1") for s in ("sent", "delivered", "read")]
+
+
+async def test_the_graph_client_sends_no_cookie_back() -> None:
+    """One client calls Meta for every tenant: a cookie set on one tenant's call must not ride along
+    with the next call, that tenant's or another's."""
+    seen: list[str | None] = []
+
+    def graph(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("cookie"))
+        return httpx.Response(200, headers={"set-cookie": "fr=tenant-a-session; Path=/"},
+                              json={"contacts": [{"input": "14155552671", "wa_id": "14155552671"}],
+                                    "messages": [{"id": f"wamid.{len(seen)}"}]})
+
+    client = GraphClient("https://graph.test", "v21.0", transport=httpx.MockTransport(graph))
+    for token, line in (("token-a", "100"), ("token-a", "100"), ("token-b", "200")):
+        await client.send(GraphSend(message_id="m", phone_number_id=line, token=token,
+                                    to="14155552671", body={"type": "text"}))
+    await client.aclose()
+    assert seen == [None, None, None]

@@ -10,11 +10,11 @@ connections are pooled per host name, never shared between names that happen to 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from http.cookiejar import CookieJar, DefaultCookiePolicy
 
 import httpcore
 import httpx
 
+from postwire_platform.outbound import cookieless_jar
 from postwire_platform.webhook_targets import Resolver, resolve_checked, system_resolver
 
 USER_AGENT = "Postwire-Webhooks/1.0"
@@ -77,14 +77,11 @@ def make_client(*, timeout: float, allow_private: bool, max_connections: int,
                 resolver: Resolver = system_resolver) -> httpx.AsyncClient:
     """The delivery client: no redirects (a 3xx is an answer, not a hop to an unchecked host), no
     proxies from the environment, the SSRF guard on every connection (unless private targets are
-    allowed, the addresses are still ours to resolve and pin), and no cookies: httpx keeps a cookie
-    jar per client, and this one client delivers for every tenant, so an endpoint's ``Set-Cookie``
-    would go back with later deliveries to the same host, another tenant's included. A jar whose
-    policy accepts no domain stores none."""
+    allowed, the addresses are still ours to resolve and pin), and no cookies (``cookieless_jar``:
+    this one client delivers for every tenant)."""
     limits = httpx.Limits(max_connections=max_connections,
                           max_keepalive_connections=max(10, max_connections // 2))
     transport = GuardedTransport(limits=limits, allow_private=allow_private, resolver=resolver)
-    no_cookies = CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
     return httpx.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False,
                              trust_env=False, headers={"user-agent": USER_AGENT},
-                             cookies=no_cookies)
+                             cookies=cookieless_jar())

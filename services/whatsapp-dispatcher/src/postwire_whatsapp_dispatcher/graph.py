@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import httpx
 import msgspec
 
+from postwire_platform.outbound import cookieless_jar
 from postwire_whatsapp.cloud_api import GraphError, accepted_decoder, error_decoder, messages_path
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,8 @@ class GraphClient:
         self._client = httpx.AsyncClient(
             base_url=base_url.rstrip("/"), timeout=timeout, transport=transport,
             limits=httpx.Limits(max_connections=max_connections,
-                                max_keepalive_connections=max_connections))
+                                max_keepalive_connections=max_connections),
+            cookies=cookieless_jar())  # one client calls Meta for every tenant
 
     async def send(self, request: GraphSend) -> SendResult:
         try:
