@@ -56,6 +56,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                resolver: Resolver = system_resolver) -> Litestar:
     """The webhook-fanout app; raises ``SettingsError`` for bad settings (``SECRET_KEYS`` included)."""
     validate(settings)
+    now = clock or utcnow
     keyring = Keyring(settings.secret_keys)
     runtime = Runtime(settings=settings, broker=new_broker(settings))
     notifications = runtime.broker.subscriber(work_queue(topology.FANOUT_QUEUE), decoder=raw_body)
@@ -125,12 +126,13 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                             threshold=settings.webhook_breaker_threshold,
                             cooldown=settings.webhook_breaker_cooldown)
         endpoints = EndpointCache(rt.db, keyring, settings.endpoint_cache_seconds)
-        rt.extras[SWEEPER] = asyncio.create_task(sweep_attempts(attempts))
+        rt.extras[SWEEPER] = asyncio.create_task(sweep_attempts(attempts),
+                                                 name="webhook-attempt-sweeper")
         rt.extras.update({
             CLIENT: client, ATTEMPTS: attempts,
             DELIVERER: Deliverer(settings, client=client, publisher=rt.publisher,
                                  endpoints=endpoints, gate=gate, attempts=attempts,
-                                 clock=clock or utcnow),
+                                 clock=now),
         })
 
     async def sweep_attempts(attempts: AttemptLog) -> None:
@@ -138,7 +140,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         while True:
             await asyncio.sleep(settings.webhook_attempt_sweep_seconds)
             try:
-                deleted = await attempts.expire((clock or utcnow)())
+                deleted = await attempts.expire(now())
             except Exception:  # the database is away: the next round deletes them
                 log.warning("expired webhook attempts not deleted this round", exc_info=True)
                 continue
