@@ -26,7 +26,8 @@ def test_every_example_payload_still_decodes_and_round_trips(tag: str) -> None:
 
 def test_every_message_type_has_an_example() -> None:
     structs = [messages.SendSms, messages.SendEmail, messages.SendWhatsApp, messages.StatusEvent,
-               messages.InboundEvent, messages.StatusChanged, messages.InboundReceived,
+               messages.InboundEvent, messages.StatusChanged, messages.StatusChanges,
+               messages.InboundReceived,
                messages.OptOutChanged, webhooks.ReplayDelivery, webhooks.ReplayFailed,
                webhooks.SendTestEvent]
     assert {s.__struct_config__.tag for s in structs} == set(EXAMPLES)
@@ -120,3 +121,16 @@ def test_otp_lane_and_opt_out_keys() -> None:
     assert topology.sms_send_key("STANDARD") == topology.SEND_SMS == "send.sms"
     assert topology.optout_key(Channel.SMS) == "notify.optout.sms"
     assert messages.notification_decoder.decode(EXAMPLES["notify.status.v1"]).event_type
+
+
+def test_a_status_key_carries_one_change_or_a_batch_of_them() -> None:
+    single = messages.status_notification_decoder.decode(EXAMPLES["notify.status.v1"])
+    assert isinstance(single, messages.StatusChanged)
+    batch = messages.status_notification_decoder.decode(EXAMPLES["notify.status.batch.v1"])
+    assert isinstance(batch, messages.StatusChanges)
+    assert [(c.event_id, c.status) for c in batch.changes] == [("evt_2", Status.SENT),
+                                                              ("evt_3", Status.DELIVERED)]
+    assert set(batch.traceparents) == {"evt_3"}
+    with pytest.raises(msgspec.ValidationError, match="changes"):
+        messages.status_notification_decoder.decode(
+            b'{"kind":"notify.status.batch.v1","changes":[{"kind":"notify.status.v1"}]}')

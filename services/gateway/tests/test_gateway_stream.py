@@ -25,7 +25,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from postwire_contracts import topology
-from postwire_contracts.messages import StatusChanged
+from postwire_contracts.messages import StatusChanged, StatusChanges
 from postwire_contracts.status import Channel, Status
 from postwire_gateway.app import create_app
 from postwire_gateway.settings import GatewaySettings
@@ -47,14 +47,19 @@ class Stream:
 
     async def notify(self, tenant_id: str, *, channel: Channel = Channel.SMS,
                      status: Status = Status.DELIVERED, pad: int = 0) -> StatusChanged:
-        note = StatusChanged(
+        note = self.change(tenant_id, channel=channel, status=status, pad=pad)
+        await self.publisher.publish(note, topology.notify_key(channel), message_id=note.event_id)
+        return note
+
+    @staticmethod
+    def change(tenant_id: str, *, channel: Channel = Channel.SMS,
+               status: Status = Status.DELIVERED, pad: int = 0) -> StatusChanged:
+        return StatusChanged(
             event_id=f"evt_{uuid.uuid4().hex}", event_type=f"{channel.value}_{status.value.lower()}",
             tenant_id=tenant_id, message_id=f"msg_{uuid.uuid4().hex}", channel=channel, status=status,
             event_status=status, occurred_at=T0, recipient="+447911123456", live=False,
             provider_message_id="c-1",
             metadata={"order": "42", **({"pad": secrets.token_urlsafe(pad)} if pad else {})})
-        await self.publisher.publish(note, topology.notify_key(channel), message_id=note.event_id)
-        return note
 
 
 @pytest.fixture
@@ -132,6 +137,23 @@ async def test_each_tenant_sees_only_its_own_events_of_channels_it_may_read(
         "metadata": {"order": "42"}, "detail": {}}
     assert first_frames[1]["type"] == "whatsapp_read"
     assert second_frames[0]["type"] == "sms_sent"
+
+
+async def test_a_batch_of_changes_reaches_the_stream_as_one_frame_each_in_order(
+        stream: Stream, db: AsyncDatabase[Document]) -> None:
+    tenant, key = await key_for(db, "Acme", ["read:sms"])
+    other, _ = await key_for(db, "Other", ["read:sms"])
+    before = _relayed()
+    async with connect(stream.url, additional_headers=auth(key)) as ws:
+        assert await next_frame(ws) == {"type": "ready", "channels": ["sms"]}
+        changes = [stream.change(tenant, status=Status.SENT), stream.change(other),
+                   stream.change(tenant)]
+        await stream.publisher.publish(StatusChanges(changes=changes),
+                                       topology.notify_key(Channel.SMS), message_id="batch-1")
+        frames = await frames_until(ws, changes[2].message_id)
+    assert [(f["eventId"], f["type"]) for f in frames] == [
+        (changes[0].event_id, "sms_sent"), (changes[2].event_id, "sms_delivered")]
+    assert _relayed() - before == 3
 
 
 def _relayed() -> float:

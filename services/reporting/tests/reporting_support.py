@@ -15,7 +15,13 @@ from litestar.testing import AsyncTestClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from postwire_contracts import topology
-from postwire_contracts.messages import StatusChanged, StatusEvent, notification_decoder
+from postwire_contracts.messages import (
+    StatusChanged,
+    StatusChanges,
+    StatusEvent,
+    StatusNotification,
+    status_notification_decoder,
+)
 from postwire_contracts.status import Channel, Status
 from postwire_platform.broker import EXCHANGE, Publisher, declare_topology, make_broker
 from postwire_platform.ids import new_id
@@ -45,6 +51,8 @@ class Bus:
     publisher: Publisher
     notify_queue: str
     seen: list[StatusChanged] = field(default_factory=list)
+    received: list[StatusNotification] = field(default_factory=list)
+    """The AMQP messages as they came: single changes and batches (``seen`` has their changes)."""
 
     async def publish(self, event: StatusEvent) -> None:
         await self.publisher.publish(event, topology.status_key(event.channel),
@@ -54,7 +62,9 @@ class Bus:
         """Every notification received so far (polls the test queue without waiting)."""
         queue = await self.broker.declare_queue(RabbitQueue(self.notify_queue, auto_delete=True))
         while (got := await queue.get(no_ack=True, fail=False)) is not None:
-            self.seen.append(notification_decoder.decode(got.body))
+            note = status_notification_decoder.decode(got.body)
+            self.received.append(note)
+            self.seen.extend(note.changes if isinstance(note, StatusChanges) else [note])
         return self.seen
 
     async def notes_for(self, message_id: str) -> list[StatusChanged]:

@@ -11,6 +11,7 @@ from prometheus_client import REGISTRY
 from pymongo.asynchronous.database import AsyncDatabase
 
 from postwire_contracts import topology
+from postwire_contracts.messages import StatusChanged, StatusChanges
 from postwire_contracts.status import Status
 from postwire_platform.broker import EXCHANGE, dead_queue
 from postwire_platform.mongo import EVENTS, MESSAGES, Document
@@ -53,6 +54,9 @@ async def test_a_burst_of_500_events_lands_in_batches(
         notes = await wire.drain()
 
     assert len(notes) == 3 * MESSAGES_IN_BURST  # duplicates are not announced
+    # announced per batch: one StatusChanges per batch and channel, not one message per change
+    assert len(wire.received) < len(notes) / 5, len(wire.received)
+    assert any(isinstance(n, StatusChanges) and len(n.changes) > 1 for n in wire.received)
     assert await db[EVENTS].count_documents({}) == 3 * MESSAGES_IN_BURST
     assert await db[EVENTS].count_documents({"message_id": {"$in": ids}}) == 3 * MESSAGES_IN_BURST
     docs = await db[MESSAGES].find({"_id": {"$in": ids}}).to_list()
@@ -63,6 +67,22 @@ async def test_a_burst_of_500_events_lands_in_batches(
     batches = _sample("postwire_reporting_batch_size_count") - batches_before
     written = _sample("postwire_reporting_batch_size_sum") - sizes_before
     assert written >= 500 and batches < written / 5, (batches, written)
+
+
+async def test_with_notify_batches_off_every_change_is_its_own_notification(
+        amqp_url: str, mongodb_url: str, db_name: str, db: AsyncDatabase[Document]) -> None:
+    ids = [await insert_message(db) for _ in range(20)]
+    events = [event(status, message_id=mid, provider_id=f"one-{mid}", seconds=n)
+              for mid in ids for n, status in enumerate((Status.PROCESSING, Status.SENT), 1)]
+    async with running(amqp_url, mongodb_url, db_name, notify_batches=False), \
+            bus(amqp_url) as wire:
+        await asyncio.gather(*(wire.publish(e) for e in events))
+
+        async def all_announced() -> bool:
+            return len(await wire.drain()) >= len(events)
+        await eventually(all_announced, timeout=20)
+    assert sorted(n.event_id for n in wire.seen) == sorted(e.event_id for e in events)
+    assert all(isinstance(n, StatusChanged) for n in wire.received)
 
 
 def _sample(name: str) -> float:

@@ -153,6 +153,21 @@ class StatusChanged(_Message, tag="notify.status.v1", frozen=True, kw_only=True)
     detail: dict[str, Any] = {}
 
 
+class StatusChanges(_Message, tag="notify.status.batch.v1", frozen=True, kw_only=True):
+    """Reporting → webhook-fanout and the live stream: the status changes one recorded batch made on
+    one channel's messages, in the order they were recorded, in one AMQP message (published under
+    the same ``notify.status.<channel>`` key as a single ``StatusChanged``; a batch of one is sent as
+    that). Consumers handle each change exactly as they would a ``StatusChanged`` of its own.
+
+    ``traceparents``: by ``event_id``, the W3C traceparent of the change's ``reporting notify`` span
+    in its message's own trace, for a consumer to continue that trace (a single ``StatusChanged``
+    carries it in the AMQP headers instead); empty when not tracing.
+    """
+
+    changes: list[StatusChanged]
+    traceparents: dict[str, str] = {}
+
+
 class InboundReceived(_Message, tag="notify.inbound.v1", frozen=True, kw_only=True):
     """provider-ingest → webhook-fanout: an inbound message was kept on a tenant's conversation.
 
@@ -202,6 +217,10 @@ Event = StatusEvent | InboundEvent
 send_decoder: msgspec.json.Decoder[SendCommand] = msgspec.json.Decoder(SendCommand)
 event_decoder: msgspec.json.Decoder[Event] = msgspec.json.Decoder(Event)
 notification_decoder: msgspec.json.Decoder[StatusChanged] = msgspec.json.Decoder(StatusChanged)
-Notification = StatusChanged | InboundReceived | OptOutChanged
+StatusNotification = StatusChanged | StatusChanges
+"""What ``notify.status.<channel>`` carries: one status change, or a recorded batch's."""
+status_notification_decoder: msgspec.json.Decoder[StatusNotification] = msgspec.json.Decoder(
+    StatusNotification)
+Notification = StatusChanged | StatusChanges | InboundReceived | OptOutChanged
 any_notification_decoder: msgspec.json.Decoder[Notification] = msgspec.json.Decoder(Notification)
 encoder = msgspec.json.Encoder()

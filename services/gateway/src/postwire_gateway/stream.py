@@ -1,13 +1,13 @@
 """The live stream: ``/v1/stream`` (WebSocket) pushes a tenant's status changes as reporting records them.
 
 Each gateway replica consumes its own exclusive, auto-deleted queue bound to ``notify.status.*`` (the
-``StatusChanged`` notifications reporting publishes) and fans every notification out, in process, to the
-connected sockets of that tenant whose key may read the channel. The queue is bound only while the
-replica has a client: a replica nobody streams from receives no notifications (it used to consume every
-one, about a sixth of the gateway's CPU under load, only to drop it); a client is answered ``ready``
-once the binding is in place, so it sees every change recorded from then on. Fan-out never waits on a
-socket: each client has a bounded buffer of frames, and a client whose buffer is full is closed (1013,
-"too slow") instead of slowing the consumer or the other clients.
+``StatusChanged`` notifications and ``StatusChanges`` batches reporting publishes) and fans every status
+change out, in process, to the connected sockets of that tenant whose key may read the channel. The
+queue is bound only while the replica has a client: a replica nobody streams from receives no
+notifications (it used to consume every one, about a sixth of the gateway's CPU under load, only to drop
+it); a client is answered ``ready`` once the binding is in place, so it sees every change recorded from
+then on. Fan-out never waits on a socket: each client has a bounded buffer of frames, and a client whose
+buffer is full is closed (1013, "too slow") instead of slowing the consumer or the other clients.
 
 Authentication happens on the upgrade request: ``Authorization: Bearer <key>``, or ``?token=<key>`` for
 browsers (whose WebSocket API cannot set headers; the key then travels in the URL, so keep such keys
@@ -31,7 +31,7 @@ from litestar.exceptions import WebSocketDisconnect
 from prometheus_client import Counter, Gauge
 
 from postwire_contracts import topology
-from postwire_contracts.messages import StatusChanged
+from postwire_contracts.messages import StatusChanged, StatusChanges, StatusNotification
 from postwire_contracts.status import Channel
 from postwire_platform.broker import EXCHANGE, contract_body
 from postwire_platform.errors import ApiError, unavailable
@@ -193,10 +193,12 @@ def attach_stream(app: Litestar, runtime: Runtime, settings: GatewaySettings) ->
                         auto_delete=True)
 
     # bound to the notifications by ``Binding`` while listened to
-    @runtime.broker.subscriber(queue, decoder=contract_body(StatusChanged))
-    async def relay(note: StatusChanged) -> None:
-        RELAYED.inc()
-        hub.dispatch(note)
+    @runtime.broker.subscriber(queue, decoder=contract_body(StatusNotification))
+    async def relay(note: StatusNotification) -> None:
+        changes = note.changes if isinstance(note, StatusChanges) else [note]
+        RELAYED.inc(len(changes))
+        for change in changes:
+            hub.dispatch(change)
 
     app.state.stream = hub
     app.state.stream_binding = Binding(runtime.broker, queue)

@@ -60,7 +60,7 @@ def create_app(settings: Settings) -> Litestar:
 
     async def start(rt: Runtime) -> None:
         assert rt.publisher is not None
-        recorder = Recorder(rt.db, rt.publisher, origins)
+        recorder = Recorder(rt.db, rt.publisher, origins, batch_notes=settings.notify_batches)
         batcher: MicroBatcher[Event] = MicroBatcher(
             recorder.process, max_items=settings.batch_max,
             max_wait=settings.batch_wait_ms / 1000, is_transient=is_transient)

@@ -1,16 +1,16 @@
 """Writes a batch of events: the messages' timelines and statuses, the notifications, then the ledger.
 
-Per batch: resolve provider ids to message ids (one ``find``, only for events without a message id)
-and read those messages (one ``find``), while the batch is looked up in the ``events`` ledger (one
-``find``, in the same round trip: an event already there was fully handled before and is dropped);
-apply the new events to their messages (one unordered ``bulk_write``), add what they changed to the
-stats rollups (one ``bulk_write``, see ``rollups.py``) while publishing one ``StatusChanged`` per
-applied event; if the writes taught a message a provider id, look for parked events waiting for it
-and apply them the same way; and only then write the ledger (one unordered ``insert_many``; a
-duplicate key there is another replica that won the race). An event whose message is not known yet
-is parked in the ledger, and the messages are asked once more after parking (``_rescue``): with the
-look for parked events made after the write that teaches the id, a replica parking concurrently and a
-replica teaching concurrently cannot both miss each other.
+Per batch: resolve provider ids to message ids (one ``find``, only for events without a message id) and
+read those messages (one ``find``), while the batch is looked up in the ``events`` ledger (one ``find``,
+in the same round trip: an event already there was fully handled before and is dropped); apply the new
+events to their messages (one unordered ``bulk_write``), add what they changed to the stats rollups (one
+``bulk_write``, see ``rollups.py``) while publishing the applied events' notifications (one
+``StatusChanges`` per channel, or a ``StatusChanged`` where a channel has one); if the writes taught a
+message a provider id, look for parked events waiting for it and apply them the same way; and only then
+write the ledger (one unordered ``insert_many``; a duplicate key there is another replica that won the
+race). An event whose message is not known yet is parked in the ledger, and the messages are asked once
+more after parking (``_rescue``): with the look for parked events made after the write that teaches the
+id, a replica parking concurrently and a replica teaching concurrently cannot both miss each other.
 
 The ledger entry is the commit record: every message write is idempotent (the timeline push skips an
 event id it already holds, statuses only move forwards), so a batch that fails anywhere is redelivered
@@ -35,7 +35,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, ConnectionFailure, ExecutionTimeout, WTimeoutError
 
 from postwire_contracts import topology
-from postwire_contracts.messages import InboundEvent, StatusChanged, StatusEvent
+from postwire_contracts.messages import InboundEvent, StatusChanged, StatusChanges, StatusEvent
 from postwire_platform import metrics, telemetry
 from postwire_platform.broker import BrokerUnavailable, Publisher
 from postwire_platform.clock import utcnow
@@ -102,12 +102,13 @@ class Recorder:
     """Processes batches of events against MongoDB and publishes the resulting notifications."""
 
     def __init__(self, db: AsyncDatabase[Document], publisher: Publisher,
-                 origins: telemetry.Origins | None = None) -> None:
+                 origins: telemetry.Origins | None = None, *, batch_notes: bool = True) -> None:
         self._events = db[EVENTS]
         self._messages = db[MESSAGES]
         self._stats = db[STATS_DAILY]
         self._publisher = publisher
         self._origins = origins or telemetry.Origins()
+        self._batch_notes = batch_notes
 
     async def process(self, items: list[Event]) -> None:
         """Record ``items`` (possibly with duplicates); raises if anything could not be written.
@@ -266,7 +267,7 @@ class Recorder:
             self._parked_for(taught, exclude or set()),
             asyncio.gather(
                 self._count_stats(batch, messages, applied, [note for note, _, _ in notes], now),
-                *(self._announce(note, trace, event_id) for note, trace, event_id in notes)))
+                self._announce_all(notes)))
         return late
 
     async def _count_stats(self, batch: str, messages: dict[str, Document], applied: list[Applied],
@@ -294,11 +295,37 @@ class Recorder:
         log.error("stats rollups kept hitting duplicate keys; increments dropped",
                   extra={"rollups": len(ops)})
 
+    async def _announce_all(self, notes: list[tuple[StatusChanged, str | None, str]]) -> None:
+        """Publish the notifications: per channel one ``StatusChanges`` in recorded order (unless
+        ``batch_notes`` is off), a lone change as a plain ``StatusChanged``; in parallel."""
+        if not self._batch_notes:
+            await asyncio.gather(*(self._announce(*item) for item in notes))
+            return
+        by_channel: dict[str, list[tuple[StatusChanged, str | None, str]]] = {}
+        for item in notes:
+            by_channel.setdefault(item[0].channel.value, []).append(item)
+        await asyncio.gather(*(self._announce(*group[0]) if len(group) == 1
+                               else self._announce_batch(group) for group in by_channel.values()))
+
     async def _announce(self, note: StatusChanged, parent: str | None, event_id: str) -> None:
         """Publish in the message's own trace, linked to the trace the event came in with."""
         with telemetry.message_trace("reporting notify", parent, origin=self._origins.get(event_id)):
             await self._publisher.publish(note, topology.notify_key(note.channel),
                                           message_id=note.event_id)
+
+    async def _announce_batch(self, group: list[tuple[StatusChanged, str | None, str]]) -> None:
+        """Publish one channel's changes as one ``StatusChanges``; each change's ``reporting
+        notify`` span is in its message's own trace, and its traceparent travels in the batch."""
+        traceparents: dict[str, str] = {}
+        for note, parent, event_id in group:
+            with telemetry.message_trace("reporting notify", parent,
+                                         origin=self._origins.get(event_id)):
+                if (traceparent := telemetry.traceparent()) is not None:
+                    traceparents[note.event_id] = traceparent
+        changes = [note for note, _, _ in group]
+        await self._publisher.publish(StatusChanges(changes=changes, traceparents=traceparents),
+                                      topology.notify_key(changes[0].channel),
+                                      message_id=f"{changes[0].event_id}+{len(changes)}")
 
     async def _insert(self, docs: list[Document]) -> None:
         """Write ledger entries; one that exists already (a concurrent replica's) is fine."""

@@ -16,5 +16,9 @@ class Settings(CommonSettings, frozen=True, kw_only=True):
     """Most events written in one batch."""
     batch_wait_ms: int = 20
     """How long the first event of a batch waits for company before the batch is written."""
+    notify_batches: bool = True
+    """Publish a batch's status changes per channel as one ``StatusChanges`` (False: one
+    ``StatusChanged`` each, for a rolling upgrade whose webhook-fanout and gateways do not read
+    batches yet)."""
     retry_pause: float = 1.0
     """Pause before a delivery whose batch failed transiently is handed back to RabbitMQ."""

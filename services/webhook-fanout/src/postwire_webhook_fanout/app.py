@@ -1,10 +1,11 @@
 """webhook-fanout: notifications become signed deliveries to the tenants' endpoints.
 
 Three subscribers:
-- ``webhook-fanout.notify``: each notification (any kind with a payload builder, see ``events``)
-  becomes one first attempt per interested endpoint: made right here for an endpoint that answers
-  quickly (at most ``WEBHOOK_INLINE_ATTEMPTS`` at once), a delivery job for every other, so a slow
-  endpoint never holds up the fan-out for long.
+- ``webhook-fanout.notify``: each notification (any kind with a payload builder, see ``events``;
+  each change of a ``StatusChanges`` batch as one of its own) becomes one first attempt per
+  interested endpoint: made right here for an endpoint that answers quickly (at most
+  ``WEBHOOK_INLINE_ATTEMPTS`` at once), a delivery job for every other, so a slow endpoint never
+  holds up the fan-out for long.
 - ``webhook-fanout.deliver``: jobs (first attempts, retries back from the delay queues, jobs set aside)
   make at most one attempt each; consumer slots are shared by all endpoints and guarded per endpoint
   (``gate``).
@@ -27,6 +28,7 @@ from litestar import Litestar
 
 from postwire_contracts import topology
 from postwire_contracts.webhooks import command_decoder
+from postwire_platform import telemetry
 from postwire_platform.broker import raw_body, work_queue
 from postwire_platform.clock import Clock, utcnow
 from postwire_platform.mongo import WEBHOOK_ATTEMPTS, WEBHOOK_ENDPOINTS
@@ -38,7 +40,7 @@ from .attempts import AttemptLog
 from .commands import run_command
 from .delivery import Deliverer
 from .endpoints import EndpointCache
-from .events import from_notification
+from .events import Notified, notified
 from .gate import EndpointGate
 from .jobs import decode_job
 from .settings import Settings, validate
@@ -75,14 +77,17 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     @notifications
     async def on_notification(body: bytes) -> None:
         try:
-            event = from_notification(body)
+            events = notified(body)
         except msgspec.MsgspecError as exc:
             dead_letter("notification", exc)
-        if event is None:
+        if not events:
             return
         deliverer: Deliverer = runtime.extras[DELIVERER]
         try:
-            await deliverer.fan_out(event)
+            if len(events) == 1 and events[0].traceparent is None:
+                await deliverer.fan_out(events[0].event)
+            else:
+                await fan_out_all(deliverer, events)
         except Exception as exc:
             await hand_back("notification", exc)
 
@@ -111,6 +116,23 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
             await run_command(command, deliverer, runtime.extras[ATTEMPTS])
         except Exception as exc:
             await hand_back("webhook command", exc)
+
+    async def fan_out_all(deliverer: Deliverer, events: list[Notified]) -> None:
+        """A batch's events at once, each in its message's trace; if any fails, the whole batch is
+        handed back (its other events' first attempts may then be made twice, as documented)."""
+
+        async def one(item: Notified) -> None:
+            if item.traceparent is None:
+                await deliverer.fan_out(item.event)
+                return
+            with telemetry.message_trace("webhook-fanout notification", item.traceparent):
+                await deliverer.fan_out(item.event)
+
+        outcomes = await asyncio.gather(*(one(item) for item in events), return_exceptions=True)
+        failed = [o for o in outcomes if isinstance(o, BaseException)]
+        if failed:
+            log.warning("%d of %d events of a notification failed", len(failed), len(events))
+            raise failed[0]
 
     async def start(rt: Runtime) -> None:
         assert rt.publisher is not None

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from postwire_contracts.messages import InboundReceived, OptOutChanged, StatusChanged
+from postwire_contracts.messages import InboundReceived, OptOutChanged, StatusChanged, StatusChanges
 from postwire_contracts.status import Channel, Status, webhook_event_type
 
 log = logging.getLogger(__name__)
@@ -74,12 +74,42 @@ class _Kind(msgspec.Struct):
 _kind_decoder = msgspec.json.Decoder(_Kind)
 
 
-def from_notification(raw: bytes) -> WebhookEvent | None:
-    """The event to deliver for a raw notification, or None when there is none for customers.
+_BATCH_TAG = StatusChanges.__struct_config__.tag
+_batch_decoder = msgspec.json.Decoder(StatusChanges)
+
+
+class Notified(msgspec.Struct, frozen=True):
+    """An event to deliver, with the traceparent its notification carried for it, if any."""
+
+    event: WebhookEvent
+    traceparent: str | None = None
+
+
+def notified(raw: bytes) -> list[Notified]:
+    """The events to deliver for a raw notification: none, one, or (a ``StatusChanges``) one per
+    change that customers get, in the order the batch recorded them.
 
     Raises ``msgspec.DecodeError``/``ValidationError`` for a malformed message of a known kind.
     """
     kind = _kind_decoder.decode(raw).kind
+    if kind == _BATCH_TAG:
+        batch = _batch_decoder.decode(raw)
+        return [Notified(event, batch.traceparents.get(change.event_id))
+                for change in batch.changes if (event := status_changed(change)) is not None]
+    event = _single(kind, raw)
+    return [] if event is None else [Notified(event)]
+
+
+def from_notification(raw: bytes) -> WebhookEvent | None:
+    """The event to deliver for a raw notification of one event, or None when there is none for
+    customers.
+
+    Raises ``msgspec.DecodeError``/``ValidationError`` for a malformed message of a known kind.
+    """
+    return _single(_kind_decoder.decode(raw).kind, raw)
+
+
+def _single(kind: str, raw: bytes) -> WebhookEvent | None:
     found = BUILDERS.get(kind)
     if found is None:
         log.info("notification kind without webhooks ignored", extra={"kind": kind})
