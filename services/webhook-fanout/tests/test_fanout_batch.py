@@ -17,7 +17,7 @@ from postwire_contracts.status import Channel, Status
 from postwire_platform.mongo import Document
 from postwire_testing.receiver import WebhookReceiver
 
-from .fanout_support import attempts, count, endpoint, note, running_fanout
+from .fanout_support import attempts, count, endpoint, note, publish, running_fanout
 
 
 def _set_aside(reason: str) -> float:
@@ -75,3 +75,27 @@ async def test_a_batch_with_a_malformed_change_is_dead_lettered_whole(
                 await connection.close()
     assert got is not None and got.message_id == "poison-batch"
     assert hooks.requests == []  # not even the well-formed change: the batch is one message
+
+
+def _first_attempts(how: str) -> float:
+    return REGISTRY.get_sample_value("postwire_webhook_first_attempts_total", {"path": how}) or 0.0
+
+
+async def test_a_large_batch_is_fanned_out_a_prefetch_at_a_time_so_its_attempts_stay_inline(
+        amqp_url: str, mongodb_url: str, db_name: str, db: AsyncDatabase[Document]) -> None:
+    changes = [note("ten_l", Status.SENT) for _ in range(24)]
+    async with WebhookReceiver() as hooks:
+        await endpoint(db, "ten_l", hooks.url)
+        # four at a time: as many as the endpoint's slots, so none finds them all taken
+        async with running_fanout(amqp_url, mongodb_url, db_name, prefetch=4,
+                                  webhook_endpoint_concurrency=4) as publisher:
+            await publish(publisher, note("ten_l", Status.SENT))  # the endpoint is known quick
+            await hooks.wait_for(count(1), timeout=30)
+            await asyncio.sleep(0.2)
+            inline_before, jobs_before = _first_attempts("inline"), _first_attempts("job")
+            await publisher.publish(StatusChanges(changes=changes), topology.notify_key(Channel.SMS),
+                                    message_id="batch-large")
+            seen = await hooks.wait_for(count(25), timeout=30)
+    assert sorted(r.json()["data"]["messageId"] for r in seen[1:]) == sorted(
+        c.message_id for c in changes)
+    assert (_first_attempts("inline") - inline_before, _first_attempts("job") - jobs_before) == (24, 0)

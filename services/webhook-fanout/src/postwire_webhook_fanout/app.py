@@ -117,16 +117,24 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         except Exception as exc:
             await hand_back("webhook command", exc)
 
+    batched = asyncio.Semaphore(max(1, settings.prefetch))
+
     async def fan_out_all(deliverer: Deliverer, events: list[Notified]) -> None:
-        """A batch's events at once, each in its message's trace; if any fails, the whole batch is
-        handed back (its other events' first attempts may then be made twice, as documented)."""
+        """A batch's events, each in its message's trace; if any fails, the whole batch is handed
+        back (its other events' first attempts may then be made twice, as documented).
+
+        At most PREFETCH events of batches are fanned out at once, as many as notifications of one
+        event each would be: a batch of hundreds all at once would find the inline slots and the
+        endpoint's slots taken and turn nearly every first attempt into a delivery job.
+        """
 
         async def one(item: Notified) -> None:
-            if item.traceparent is None:
-                await deliverer.fan_out(item.event)
-                return
-            with telemetry.message_trace("webhook-fanout notification", item.traceparent):
-                await deliverer.fan_out(item.event)
+            async with batched:
+                if item.traceparent is None:
+                    await deliverer.fan_out(item.event)
+                    return
+                with telemetry.message_trace("webhook-fanout notification", item.traceparent):
+                    await deliverer.fan_out(item.event)
 
         outcomes = await asyncio.gather(*(one(item) for item in events), return_exceptions=True)
         failed = [o for o in outcomes if isinstance(o, BaseException)]
