@@ -9,7 +9,7 @@ from postwire_contracts.status import Channel, Status, can_transition, resolve, 
 
 DECODERS = {
     "send.": messages.send_decoder,
-    "event.": messages.event_decoder,
+    "event.": messages.event_message_decoder,
     "notify.": messages.any_notification_decoder,
     "webhook.": webhooks.command_decoder,
 }
@@ -26,10 +26,9 @@ def test_every_example_payload_still_decodes_and_round_trips(tag: str) -> None:
 
 def test_every_message_type_has_an_example() -> None:
     structs = [messages.SendSms, messages.SendEmail, messages.SendWhatsApp, messages.StatusEvent,
-               messages.InboundEvent, messages.StatusChanged, messages.StatusChanges,
-               messages.InboundReceived,
-               messages.OptOutChanged, webhooks.ReplayDelivery, webhooks.ReplayFailed,
-               webhooks.SendTestEvent]
+               messages.StatusEvents, messages.InboundEvent, messages.StatusChanged,
+               messages.StatusChanges, messages.InboundReceived, messages.OptOutChanged,
+               webhooks.ReplayDelivery, webhooks.ReplayFailed, webhooks.SendTestEvent]
     assert {s.__struct_config__.tag for s in structs} == set(EXAMPLES)
 
 
@@ -134,3 +133,11 @@ def test_a_status_key_carries_one_change_or_a_batch_of_them() -> None:
     with pytest.raises(msgspec.ValidationError, match="changes"):
         messages.status_notification_decoder.decode(
             b'{"kind":"notify.status.batch.v1","changes":[{"kind":"notify.status.v1"}]}')
+
+
+def test_status_events_published_together_keep_their_order() -> None:
+    message = messages.event_message_decoder.decode(EXAMPLES["event.status.batch.v1"])
+    assert isinstance(message, messages.StatusEvents)
+    assert [e.status for e in message.events] == [Status.PROCESSING, Status.SENT]
+    assert isinstance(messages.event_message_decoder.decode(EXAMPLES["event.status.v1"]),
+                      messages.StatusEvent)

@@ -10,7 +10,7 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from postwire_contracts import topology
-from postwire_contracts.messages import InboundEvent
+from postwire_contracts.messages import InboundEvent, StatusEvents
 from postwire_contracts.status import Channel, Status
 from postwire_platform.mongo import EVENTS, MESSAGES, Document
 
@@ -51,6 +51,26 @@ async def test_processing_sent_delivered_moves_status_and_builds_the_timeline(
     assert delivered.event_type == "sms_delivered" and delivered.status is Status.DELIVERED
     assert (delivered.tenant_id, delivered.recipient, delivered.metadata, delivered.live) == (
         "ten_test", "+447700900123", {"order": "42"}, False)
+
+
+async def test_events_published_together_are_each_recorded_and_announced(
+        wire: Bus, db: AsyncDatabase[Document]) -> None:
+    mid = await insert_message(db)
+    together = StatusEvents(events=[event(Status.PROCESSING, message_id=mid, seconds=1),
+                                    event(Status.SENT, message_id=mid, provider_id="c-9", seconds=2)])
+    await wire.publisher.publish(together, topology.status_key(Channel.SMS), message_id="pair-1")
+    await eventually(has_timeline(db, mid, 3))
+    doc = await message(db, mid)
+    assert (doc["status"], doc["provider_message_id"]) == ("SENT", "c-9")
+    assert sorted(e["event_id"] for e in doc["timeline"][1:]) == sorted(
+        e.event_id for e in together.events)
+
+    async def two_notes() -> bool:
+        return len(await wire.notes_for(mid)) >= 2
+    await eventually(two_notes)
+    assert sorted(n.event_id for n in await wire.notes_for(mid)) == sorted(
+        e.event_id for e in together.events)
+    assert await db[EVENTS].count_documents({"message_id": mid}) == 2
 
 
 async def test_delivered_before_sent_keeps_delivered_and_records_both(

@@ -13,7 +13,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import AutoReconnect
 
 from postwire_contracts import topology
-from postwire_contracts.messages import SendSms, StatusEvent
+from postwire_contracts.messages import SendSms, StatusEvent, StatusEvents
 from postwire_contracts.status import Status
 from postwire_platform.broker import EXCHANGE, Publisher, dead_queue
 from postwire_platform.clock import utcnow
@@ -247,7 +247,8 @@ class HeldProcessing:
 
     async def publish(self, message: msgspec.Struct, routing_key: str, *,
                       message_id: str | None = None, headers: dict[str, Any] | None = None) -> None:
-        if isinstance(message, StatusEvent) and message.status is Status.PROCESSING:
+        events = message.events if isinstance(message, StatusEvents) else [message]
+        if any(isinstance(e, StatusEvent) and e.status is Status.PROCESSING for e in events):
             await self.gate.wait()
         await self.inner.publish(message, routing_key, message_id=message_id, headers=headers)
 
@@ -312,8 +313,9 @@ class Noting:
 
     async def publish(self, message: msgspec.Struct, routing_key: str, *,
                       message_id: str | None = None, headers: dict[str, Any] | None = None) -> None:
-        if isinstance(message, StatusEvent):
-            self.noted.append((message.status, self.carrier.answered))
+        for event in message.events if isinstance(message, StatusEvents) else [message]:
+            if isinstance(event, StatusEvent):
+                self.noted.append((event.status, self.carrier.answered))
         await self.inner.publish(message, routing_key, message_id=message_id, headers=headers)
 
     async def delay(self, message: msgspec.Struct, target_queue: str, seconds: float, *,
@@ -321,9 +323,11 @@ class Noting:
         await self.inner.delay(message, target_queue, seconds, message_id=message_id)
 
 
-@pytest.mark.parametrize("carrier_answers_within_the_hold", [True, False])
+@pytest.mark.parametrize(("carrier_answers_within_the_hold", "pair_events"),
+                         [(True, True), (False, True), (True, False)])
 async def test_processing_goes_out_with_the_outcome_unless_the_carrier_is_slow(
-        tap: EventTap, db: AsyncDatabase[Document], carrier_answers_within_the_hold: bool) -> None:
+        tap: EventTap, db: AsyncDatabase[Document], carrier_answers_within_the_hold: bool,
+        pair_events: bool) -> None:
     # PROCESSING waits for SENT so both land in the timeline in one write; a slow carrier does not
     # keep the customer from hearing PROCESSING for longer than the hold
     carrier = GatedCarrier()
@@ -333,7 +337,8 @@ async def test_processing_goes_out_with_the_outcome_unless_the_carrier_is_slow(
         Claims(db[DISPATCHES], "worker-a", 30.0), sink,
         Carriers(sandbox=carrier, routes={"gated": carrier}, table=table),
         DispatchConfig(dlr_callback_url="http://127.0.0.1:9/dlr", dlr_token="t",
-                       retry_delays=[0.2], recheck_seconds=1.0, processing_hold=0.5))
+                       retry_delays=[0.2], recheck_seconds=1.0, processing_hold=0.5,
+                       pair_events=pair_events))
     cmd = command()
     handler = asyncio.create_task(dispatcher.dispatch(cmd))
     if carrier_answers_within_the_hold:
@@ -351,6 +356,12 @@ async def test_processing_goes_out_with_the_outcome_unless_the_carrier_is_slow(
     [processing] = tap.of(cmd.message_id, Status.PROCESSING)
     claim = await db[DISPATCHES].find_one({"_id": cmd.message_id})
     assert claim is not None and processing.occurred_at == claim["created_at"]  # the claim's time
+    # one message for the two when the outcome came within the hold (and pairs are on)
+    published = [[e.status for e in (m.events if isinstance(m, StatusEvents) else [m])]
+                 for m in tap.messages]
+    together = carrier_answers_within_the_hold and pair_events
+    assert published == ([[Status.PROCESSING, Status.SENT]] if together
+                         else [[Status.PROCESSING], [Status.SENT]])
 
 
 async def test_a_handler_cancelled_during_the_submit_still_records_the_carriers_answer(

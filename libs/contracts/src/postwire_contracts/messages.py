@@ -111,6 +111,14 @@ class StatusEvent(_Message, tag="event.status.v1", frozen=True, kw_only=True):
     ``email_opened``, ``email_spam_complaint``, …); None: derived from channel and status."""
 
 
+class StatusEvents(_Message, tag="event.status.batch.v1", frozen=True, kw_only=True):
+    """Status events published together, in order, in one AMQP message (under the same
+    ``event.status.<channel>`` key as a single ``StatusEvent``): sms-dispatcher sends a message's
+    PROCESSING with its SENT or FAILED this way. Reporting records each as it would alone."""
+
+    events: list[StatusEvent]
+
+
 class InboundEvent(_Message, tag="event.inbound.v1", frozen=True, kw_only=True):
     """A mobile-originated message (an SMS MO or a WhatsApp message) reached one of our lines."""
 
@@ -216,6 +224,9 @@ Event = StatusEvent | InboundEvent
 
 send_decoder: msgspec.json.Decoder[SendCommand] = msgspec.json.Decoder(SendCommand)
 event_decoder: msgspec.json.Decoder[Event] = msgspec.json.Decoder(Event)
+EventMessage = StatusEvent | StatusEvents | InboundEvent
+"""What ``reporting.events`` carries: one event, or status events published together."""
+event_message_decoder: msgspec.json.Decoder[EventMessage] = msgspec.json.Decoder(EventMessage)
 notification_decoder: msgspec.json.Decoder[StatusChanged] = msgspec.json.Decoder(StatusChanged)
 StatusNotification = StatusChanged | StatusChanges
 """What ``notify.status.<channel>`` carries: one status change, or a recorded batch's."""

@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 
-from postwire_contracts.messages import StatusEvent
+from postwire_contracts.messages import StatusEvent, StatusEvents
 from postwire_platform.clock import utcnow
 
 
@@ -27,16 +27,20 @@ class HandClock:
 
 
 class KeptEvents:
-    """An event sink (``publish``/``delay``) that keeps the status events and delayed commands."""
+    """An event sink (``publish``/``delay``) that keeps the status events (those of a
+    ``StatusEvents`` one by one) and delayed commands."""
 
     def __init__(self) -> None:
         self.events: list[StatusEvent] = []
+        self.messages: list[StatusEvent | StatusEvents] = []
+        """As published: single events and events published together (``events`` has them all)."""
         self.delayed: list[msgspec.Struct] = []
 
     async def publish(self, message: msgspec.Struct, routing_key: str, *,
                       message_id: str | None = None, headers: dict[str, Any] | None = None) -> None:
-        assert isinstance(message, StatusEvent)
-        self.events.append(message)
+        assert isinstance(message, StatusEvent | StatusEvents)
+        self.messages.append(message)
+        self.events.extend(message.events if isinstance(message, StatusEvents) else [message])
 
     async def delay(self, message: msgspec.Struct, target_queue: str, seconds: float, *,
                     message_id: str | None = None) -> None:

@@ -10,18 +10,21 @@ from contextlib import asynccontextmanager
 
 from faststream.rabbit import RabbitBroker, RabbitQueue
 
-from postwire_contracts.messages import StatusEvent
+from postwire_contracts.messages import StatusEvent, StatusEvents
 from postwire_contracts.status import Status
-from postwire_platform.broker import EXCHANGE, Publisher, make_broker
+from postwire_platform.broker import EXCHANGE, Publisher, contract_body, make_broker
 
 
 class EventTap:
-    """Every StatusEvent published on the exchange, in arrival order, and a publisher to send with."""
+    """Every StatusEvent published on the exchange (those of a ``StatusEvents`` one by one), in
+    arrival order, and a publisher to send with."""
 
     def __init__(self, broker: RabbitBroker) -> None:
         self.broker = broker
         self.publisher = Publisher(broker)
         self.events: list[StatusEvent] = []
+        self.messages: list[StatusEvent | StatusEvents] = []
+        """As published: single events and events published together (``events`` has them all)."""
 
     def of(self, message_id: str, status: Status | None = None) -> list[StatusEvent]:
         """The events of one message (optionally of one status)."""
@@ -57,9 +60,10 @@ async def event_tap(amqp_url: str) -> AsyncIterator[EventTap]:
     queue = RabbitQueue(f"test.events.{uuid.uuid4().hex[:8]}", routing_key="event.status.#",
                         auto_delete=True)
 
-    @broker.subscriber(queue, EXCHANGE)
-    async def collect(event: StatusEvent) -> None:
-        tap.events.append(event)
+    @broker.subscriber(queue, EXCHANGE, decoder=contract_body(StatusEvent | StatusEvents))
+    async def collect(message: StatusEvent | StatusEvents) -> None:
+        tap.messages.append(message)
+        tap.events.extend(message.events if isinstance(message, StatusEvents) else [message])
 
     await broker.start()
     try:

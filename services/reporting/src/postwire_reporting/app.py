@@ -1,13 +1,15 @@
 """The reporting service: consumes every status and inbound event and records it once.
 
-Each delivery's handler hands its event to the micro-batcher and waits for the batch's outcome: success
-acks, a transient failure (MongoDB or RabbitMQ unreachable) nacks with requeue after a short pause, and
-an event that fails on its own for any other reason is rejected to the queue's dead-letter queue.
+Each delivery's handler hands its event (each of them, for ``StatusEvents``) to the micro-batcher and
+waits for the batch's outcome: success acks, a transient failure (MongoDB or RabbitMQ unreachable) nacks
+with requeue after a short pause, and an event that fails on its own for any other reason is rejected
+to the queue's dead-letter queue (with the events published together with it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from faststream.exceptions import NackMessage, RejectMessage
@@ -15,7 +17,7 @@ from litestar import Litestar
 from prometheus_client import Counter
 
 from postwire_contracts import topology
-from postwire_contracts.messages import InboundEvent, StatusEvent
+from postwire_contracts.messages import EventMessage, StatusEvents
 from postwire_platform import telemetry
 from postwire_platform.broker import contract_body, work_queue
 from postwire_platform.mongo import EVENTS, MESSAGES, STATS_DAILY
@@ -37,25 +39,38 @@ def create_app(settings: Settings) -> Litestar:
     """The reporting app: health routes plus the batched subscriber on ``reporting.events``."""
     runtime = Runtime(settings=settings, broker=new_broker(settings))
     subscriber = runtime.broker.subscriber(work_queue(topology.REPORTING_QUEUE),
-                                           decoder=contract_body(StatusEvent | InboundEvent))
+                                           decoder=contract_body(EventMessage))
     origins = telemetry.Origins()
 
     @subscriber
-    async def handle(event: StatusEvent | InboundEvent) -> None:
+    async def handle(message: EventMessage) -> None:
         batcher: MicroBatcher[Event] = runtime.extras[BATCHER]
+        events: list[Event] = (list(message.events) if isinstance(message, StatusEvents)
+                               else [message])
+        first = events[0].event_id if events else ""
         try:
-            with origins.held(event.event_id):  # the batch links its notification to this trace
-                await batcher.submit(event)
+            with contextlib.ExitStack() as held:
+                for event in events:  # the batch links its notification to this trace
+                    held.enter_context(origins.held(event.event_id))
+                if len(events) == 1:
+                    await batcher.submit(events[0])
+                    return
+                outcomes = await asyncio.gather(*(batcher.submit(e) for e in events),
+                                                return_exceptions=True)
+            failed = [o for o in outcomes if isinstance(o, BaseException)]
+            if failed:  # the whole message goes back, or is dead-lettered if nothing would cure it
+                raise next((f for f in failed if isinstance(f, BatcherStopped) or is_transient(f)),
+                           failed[0])
         except Exception as exc:
             if isinstance(exc, BatcherStopped) or is_transient(exc):
                 log.warning("event not recorded; handing it back",
-                            extra={"event_id": event.event_id, "error": repr(exc)})
-                HANDED_BACK.inc()
+                            extra={"event_id": first, "events": len(events), "error": repr(exc)})
+                HANDED_BACK.inc(len(events))
                 await asyncio.sleep(settings.retry_pause)
                 raise NackMessage(requeue=True) from exc
             log.error("event cannot be recorded; dead-lettering it",
-                      extra={"event_id": event.event_id, "error": repr(exc)})
-            DEAD_LETTERED.inc()
+                      extra={"event_id": first, "events": len(events), "error": repr(exc)})
+            DEAD_LETTERED.inc(len(events))
             raise RejectMessage(requeue=False) from exc
 
     async def start(rt: Runtime) -> None:

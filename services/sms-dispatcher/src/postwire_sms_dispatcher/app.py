@@ -110,6 +110,7 @@ def create_app(settings: SmsDispatcherSettings, *, carrier: SmsCarrier | None = 
         retry_delays=list(settings.sms_retry_delays),
         recheck_seconds=settings.lease_recheck_seconds,
         processing_hold=settings.sms_processing_hold_seconds,
+        pair_events=settings.sms_event_pairs,
     )
     owner = instance_id()
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -24,7 +24,7 @@ import msgspec
 from prometheus_client import Counter
 
 from postwire_contracts import topology
-from postwire_contracts.messages import SendSms, StatusEvent
+from postwire_contracts.messages import SendSms, StatusEvent, StatusEvents
 from postwire_contracts.status import Channel, Status
 from postwire_platform.clock import Clock, utcnow
 from postwire_platform.leases import Lease, LeaseLost
@@ -111,6 +111,24 @@ class DispatchConfig:
     recheck_seconds: float
     processing_hold: float = 0.2
     """Seconds PROCESSING waits for the outcome to go out with it (see ``Dispatcher.dispatch``)."""
+    pair_events: bool = True
+    """PROCESSING and an outcome that came within the hold go out as one ``StatusEvents`` (False:
+    two messages, PROCESSING confirmed first)."""
+
+
+@dataclass(eq=False)
+class _Announcement:
+    """A message's PROCESSING waiting to go out: ``go`` lets it go; events appended to ``riders``
+    before that go out in the same publish."""
+
+    processing: StatusEvent
+    go: asyncio.Event = field(default_factory=asyncio.Event)
+    riders: list[StatusEvent] = field(default_factory=list)
+    publish: asyncio.Future[None] = field(init=False)
+
+    def start(self, announce: Callable[[_Announcement], Awaitable[None]]) -> asyncio.Future[None]:
+        self.publish = asyncio.ensure_future(announce(self))
+        return self.publish
 
 
 class Dispatcher:
@@ -126,19 +144,20 @@ class Dispatcher:
         self._config = config
         self._clock = clock
         self._opt_outs = opt_outs or NoOptOuts()
-        self._announcing: dict[str, tuple[asyncio.Event, asyncio.Future[None]]] = {}
-        """message id → (the signal that lets its PROCESSING go, that publish) while in flight;
-        a later event gives the signal and waits for the publish."""
+        self._announcing: dict[str, _Announcement] = {}
+        """message id → its PROCESSING's announcement while in flight: a later event gives the
+        signal and rides along with it (or, too late for that, waits for its publish)."""
 
     async def dispatch(self, cmd: SendSms) -> None:
         """Handle one delivery of ``cmd``; returning normally means it may be acked.
 
         Two round trips are kept off the way to the carrier: the opt-out lookup runs alongside the
         claim, and PROCESSING is not published before the submit. It waits for the outcome, at most
-        ``processing_hold`` seconds, and goes out right before it (every later event of the message
-        waits for its confirm, so a customer still hears of them in order): the two reach reporting
-        together and land in the timeline in one write instead of two. When the carrier takes
-        longer, PROCESSING goes out on its own after the hold; its time is the claim's either way.
+        ``processing_hold`` seconds, and goes out with it, PROCESSING first, in one ``StatusEvents``
+        message (``pair_events``; off: right before it): the two reach reporting together and land
+        in the timeline in one write instead of two. When the carrier takes longer, PROCESSING goes
+        out on its own after the hold, and every later event of the message waits for its confirm,
+        so a customer still hears of them in order; its time is the claim's either way.
         """
         opt_out = asyncio.ensure_future(self._opt_outs.opted_out(cmd.tenant_id, cmd.to))
         try:
@@ -153,10 +172,9 @@ class Dispatcher:
                          extra={"message_id": cmd.message_id, "owner": claim.doc.get("owner")})
                 await self._sink.delay(cmd, send_queue(cmd), self._config.recheck_seconds)
                 return
-            go = asyncio.Event()
-            processing = asyncio.ensure_future(
-                self._announce(processing_event(cmd, claim.doc), go))
-            announcing = self._announcing[cmd.message_id] = (go, processing)
+            announcing = _Announcement(processing_event(cmd, claim.doc))
+            go, processing = announcing.go, announcing.start(self._announce)
+            self._announcing[cmd.message_id] = announcing
             try:
                 await self._submit(cmd, claim, opt_out)
                 go.set()
@@ -280,23 +298,39 @@ class Dispatcher:
 
     async def _publish_outcome(self, cmd: SendSms, doc: Document) -> None:
         """Republish everything a finished claim stands for (PROCESSING, then SENT or FAILED)."""
-        await self._publish(processing_event(cmd, doc))
-        await self._publish(outcome_event(cmd, doc))
+        await self._publish_together([processing_event(cmd, doc), outcome_event(cmd, doc)])
 
-    async def _announce(self, processing: StatusEvent, go: asyncio.Event) -> None:
-        """Publish PROCESSING once the outcome is ready (``go``), or after the hold."""
+    async def _announce(self, announcing: _Announcement) -> None:
+        """Publish PROCESSING once the outcome is ready (``go``), with the outcome when it came
+        in time (``rider``), or on its own after the hold."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(go.wait(), self._config.processing_hold)
-        go.set()  # from here on it goes out
-        await self._publish(processing)
+            await asyncio.wait_for(announcing.go.wait(), self._config.processing_hold)
+        announcing.go.set()  # from here on it goes out, with whatever rides along
+        await self._publish_together([announcing.processing, *announcing.riders])
 
     async def _publish(self, event: StatusEvent) -> None:
         announcing = self._announcing.get(event.message_id or "")
         if announcing is not None and event.status is not Status.PROCESSING:
-            go, processing = announcing
-            go.set()
-            await asyncio.shield(processing)  # PROCESSING is confirmed before any later event
-        await self._sink.publish(event, topology.status_key(Channel.SMS), message_id=event.event_id)
+            rides = self._config.pair_events and not announcing.go.is_set()
+            if rides:
+                announcing.riders.append(event)
+            announcing.go.set()
+            # PROCESSING is confirmed before (or together with) any later event
+            await asyncio.shield(announcing.publish)
+            if rides:
+                return
+        await self._publish_together([event])
+
+    async def _publish_together(self, events: list[StatusEvent]) -> None:
+        """One confirmed publish: a lone event as itself, several (of one message, in order) as one
+        ``StatusEvents`` unless ``pair_events`` is off."""
+        if len(events) > 1 and self._config.pair_events:
+            await self._sink.publish(StatusEvents(events=events), topology.status_key(Channel.SMS),
+                                     message_id="+".join(e.event_id for e in events))
+            return
+        for event in events:
+            await self._sink.publish(event, topology.status_key(Channel.SMS),
+                                     message_id=event.event_id)
 
 
 async def _settle(task: asyncio.Future[Any]) -> None:

@@ -36,6 +36,9 @@ class SmsDispatcherSettings(CommonSettings, frozen=True, kw_only=True):
     sms_processing_hold_seconds: Annotated[float, msgspec.Meta(ge=0, le=5)] = 0.2
     """How long a message's PROCESSING event waits for its SENT or FAILED to go out with it (one
     timeline write instead of two); a slower carrier gets PROCESSING on its own after this."""
+    sms_event_pairs: bool = True
+    """PROCESSING and the SENT or FAILED that came within the hold go out as one ``StatusEvents``
+    message (False: two messages, for a rolling upgrade whose reporting does not read it yet)."""
 
     def routing(self) -> RoutingTable:
         """``SMS_ROUTES``, or the single HTTP route of ``SMS_CARRIER_URL`` (none if that is empty)."""
