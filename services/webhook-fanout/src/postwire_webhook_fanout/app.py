@@ -124,8 +124,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         back (its other events' first attempts may then be made twice, as documented).
 
         At most PREFETCH events of batches are fanned out at once, as many as notifications of one
-        event each would be: a batch of hundreds all at once would find the inline slots and the
-        endpoint's slots taken and turn nearly every first attempt into a delivery job.
+        event each would be: unbounded, a backlog of batches of hundreds would put thousands of
+        fan-outs in flight. (A batch's events still arrive together, so more of them find the
+        endpoint's slots taken and go through a delivery job: docs/performance.md, change 30.)
         """
 
         async def one(item: Notified) -> None:
