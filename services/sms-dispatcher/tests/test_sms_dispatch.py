@@ -18,6 +18,7 @@ from postwire_contracts.status import Status
 from postwire_platform.broker import EXCHANGE, Publisher, dead_queue
 from postwire_platform.clock import utcnow
 from postwire_platform.mongo import DISPATCHES, OPT_OUTS, Document
+from postwire_platform.opt_outs import OptOutLookups
 from postwire_platform.uncancellable import finish_detached
 from postwire_sms_dispatcher import app as sms_app
 from postwire_sms_dispatcher.carrier import HttpCarrier, SubmitRequest, SubmitResult
@@ -269,7 +270,7 @@ async def test_the_carrier_gets_the_message_before_processing_is_confirmed_and_e
             Carriers(sandbox=carrier, routes={"http": carrier}, table=table),
             DispatchConfig(dlr_callback_url="http://127.0.0.1:9/dlr", dlr_token="t",
                            retry_delays=[0.2], recheck_seconds=1.0),
-            opt_outs=sms_app.MongoOptOuts(db[OPT_OUTS]))
+            opt_outs=OptOutLookups(db[OPT_OUTS], "sms"))
         cmd = command()
         handler = asyncio.create_task(dispatcher.dispatch(cmd))
         try:

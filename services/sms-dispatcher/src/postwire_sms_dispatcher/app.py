@@ -16,16 +16,16 @@ import smpp34
 from faststream.exceptions import NackMessage
 from faststream.rabbit.schemas import Channel as RabbitChannel
 from litestar import Litestar
-from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import ConnectionFailure
 
 from postwire_contracts import topology
 from postwire_contracts.messages import SendSms
-from postwire_platform.batching import Coalescer
+from postwire_contracts.status import Channel
 from postwire_platform.broker import BrokerUnavailable, contract_body, work_queue
 from postwire_platform.clock import Clock, utcnow
 from postwire_platform.ids import new_id
-from postwire_platform.mongo import DISPATCHES, OPT_OUTS, Document
+from postwire_platform.mongo import DISPATCHES, OPT_OUTS
+from postwire_platform.opt_outs import OptOutLookups
 from postwire_platform.service import Runtime, build_app, new_broker
 
 from .carrier import HttpCarrier, SmsCarrier
@@ -46,32 +46,6 @@ NACK_PAUSE = 1.0
 def instance_id() -> str:
     """This process's lease owner name: host, pid and a random suffix."""
     return f"{socket.gethostname()}:{os.getpid()}:{new_id()[-8:]}"
-
-
-class MongoOptOuts:
-    """``OptOutCheck`` on the shared ``opt_outs`` collection (unique tenant/channel/address).
-
-    The checks of the deliveries in flight are answered by one ``find`` (group commit)."""
-
-    def __init__(self, collection: AsyncCollection[Document]) -> None:
-        self._collection = collection
-        self._lookups: Coalescer[tuple[str, str], bool] = Coalescer(self._find_many,
-                                                                   name="opt-out-lookups")
-
-    async def opted_out(self, tenant_id: str, address: str) -> bool:
-        return await self._lookups.submit((tenant_id, address))
-
-    async def _find_many(self, pairs: list[tuple[str, str]]) -> list[bool]:
-        tenants = sorted({t for t, _ in pairs})
-        addresses = sorted({a for _, a in pairs})
-        found: set[tuple[str, str]] = set()
-        async for doc in self._collection.find(
-                {"tenant_id": tenants[0] if len(tenants) == 1 else {"$in": tenants},
-                 "channel": "sms",
-                 "address": addresses[0] if len(addresses) == 1 else {"$in": addresses}},
-                projection=["tenant_id", "address"]):
-            found.add((doc["tenant_id"], doc["address"]))
-        return [pair in found for pair in pairs]
 
 
 def create_app(settings: SmsDispatcherSettings, *, carrier: SmsCarrier | None = None,
@@ -118,8 +92,9 @@ def create_app(settings: SmsDispatcherSettings, *, carrier: SmsCarrier | None = 
         assert rt.publisher is not None
         claims = Claims(rt.db[DISPATCHES], owner, settings.dispatch_lease_seconds)
         recent = RecentSubmits()
+        opt_outs = OptOutLookups(rt.db[OPT_OUTS], Channel.SMS.value)
         rt.extras["dispatcher"] = Dispatcher(claims, rt.publisher, carriers, config, now,
-                                             opt_outs=MongoOptOuts(rt.db[OPT_OUTS]), recent=recent)
+                                             opt_outs=opt_outs, recent=recent)
         deliveries.append(Deliveries(rt.db[DISPATCHES], rt.publisher, now, recent=recent))
         for route in smpp:
             route.start()

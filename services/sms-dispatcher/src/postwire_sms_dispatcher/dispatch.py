@@ -13,10 +13,9 @@ by another ends there, acked, with no submit, release, retry or event of its own
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -24,8 +23,9 @@ import msgspec
 from prometheus_client import Counter
 
 from postwire_contracts import topology
-from postwire_contracts.messages import SendSms, StatusEvent, StatusEvents
+from postwire_contracts.messages import SendSms, StatusEvent
 from postwire_contracts.status import Channel, Status
+from postwire_platform.announcing import Announcer, settle
 from postwire_platform.clock import Clock, utcnow
 from postwire_platform.leases import Lease, LeaseLost
 from postwire_platform.metrics import provider_call
@@ -116,21 +116,6 @@ class DispatchConfig:
     two messages, PROCESSING confirmed first)."""
 
 
-@dataclass(eq=False)
-class _Announcement:
-    """A message's PROCESSING waiting to go out: ``go`` lets it go; events appended to ``riders``
-    before that go out in the same publish."""
-
-    processing: StatusEvent
-    go: asyncio.Event = field(default_factory=asyncio.Event)
-    riders: list[StatusEvent] = field(default_factory=list)
-    publish: asyncio.Future[None] = field(init=False)
-
-    def start(self, announce: Callable[[_Announcement], Awaitable[None]]) -> asyncio.Future[None]:
-        self.publish = asyncio.ensure_future(announce(self))
-        return self.publish
-
-
 class Dispatcher:
     """Delivers each ``SendSms`` at most once to a carrier, whatever the broker redelivers."""
 
@@ -144,9 +129,8 @@ class Dispatcher:
         self._config = config
         self._clock = clock
         self._opt_outs = opt_outs or NoOptOuts()
-        self._announcing: dict[str, _Announcement] = {}
-        """message id → its PROCESSING's announcement while in flight: a later event gives the
-        signal and rides along with it (or, too late for that, waits for its publish)."""
+        self._announcer = Announcer(sink, topology.status_key(Channel.SMS),
+                                    hold=config.processing_hold, pair=config.pair_events)
 
     async def dispatch(self, cmd: SendSms) -> None:
         """Handle one delivery of ``cmd``; returning normally means it may be acked.
@@ -172,25 +156,18 @@ class Dispatcher:
                          extra={"message_id": cmd.message_id, "owner": claim.doc.get("owner")})
                 await self._sink.delay(cmd, send_queue(cmd), self._config.recheck_seconds)
                 return
-            announcing = _Announcement(processing_event(cmd, claim.doc))
-            go, processing = announcing.go, announcing.start(self._announce)
-            self._announcing[cmd.message_id] = announcing
+            held = self._announcer.hold(processing_event(cmd, claim.doc))
             try:
                 await self._submit(cmd, claim, opt_out)
-                go.set()
-                await processing
+                await held.out()
             except LeaseLost:
                 log.info("claim taken over by another delivery; this one stops",
                          extra={"message_id": cmd.message_id})
-                if not go.is_set():
-                    processing.cancel()  # PROCESSING is the new owner's to announce
+                held.withdraw()  # PROCESSING is the new owner's to announce
             finally:
-                go.set()
-                if self._announcing.get(cmd.message_id) is announcing:
-                    del self._announcing[cmd.message_id]
-                await _settle(processing)
+                await held.close()
         finally:
-            await _settle(opt_out)
+            await settle(opt_out)
 
     async def _submit(self, cmd: SendSms, claim: Claim, opt_out: Awaitable[bool]) -> None:
         plan = self._carriers.plan(cmd)
@@ -298,47 +275,10 @@ class Dispatcher:
 
     async def _publish_outcome(self, cmd: SendSms, doc: Document) -> None:
         """Republish everything a finished claim stands for (PROCESSING, then SENT or FAILED)."""
-        await self._publish_together([processing_event(cmd, doc), outcome_event(cmd, doc)])
-
-    async def _announce(self, announcing: _Announcement) -> None:
-        """Publish PROCESSING once the outcome is ready (``go``), with the outcome when it came
-        in time (``rider``), or on its own after the hold."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(announcing.go.wait(), self._config.processing_hold)
-        announcing.go.set()  # from here on it goes out, with whatever rides along
-        await self._publish_together([announcing.processing, *announcing.riders])
+        await self._announcer.publish_together([processing_event(cmd, doc), outcome_event(cmd, doc)])
 
     async def _publish(self, event: StatusEvent) -> None:
-        announcing = self._announcing.get(event.message_id or "")
-        if announcing is not None and event.status is not Status.PROCESSING:
-            rides = self._config.pair_events and not announcing.go.is_set()
-            if rides:
-                announcing.riders.append(event)
-            announcing.go.set()
-            # PROCESSING is confirmed before (or together with) any later event
-            await asyncio.shield(announcing.publish)
-            if rides:
-                return
-        await self._publish_together([event])
-
-    async def _publish_together(self, events: list[StatusEvent]) -> None:
-        """One confirmed publish: a lone event as itself, several (of one message, in order) as one
-        ``StatusEvents`` unless ``pair_events`` is off."""
-        if len(events) > 1 and self._config.pair_events:
-            await self._sink.publish(StatusEvents(events=events), topology.status_key(Channel.SMS),
-                                     message_id="+".join(e.event_id for e in events))
-            return
-        for event in events:
-            await self._sink.publish(event, topology.status_key(Channel.SMS),
-                                     message_id=event.event_id)
-
-
-async def _settle(task: asyncio.Future[Any]) -> None:
-    """Wait for a side task whose outcome was (or need not be) used, without raising its error."""
-    if not task.done():
-        await asyncio.wait({task})  # neither raises its error nor cancels it if we are cancelled
-    if not task.cancelled():
-        task.exception()  # retrieved: no "never retrieved" warning
+        await self._announcer.publish([event])
 
 
 def processing_event(cmd: SendSms, doc: Document) -> StatusEvent:
