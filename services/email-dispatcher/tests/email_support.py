@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,6 +18,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from postwire_contracts.messages import SendEmail
 from postwire_email_dispatcher.app import create_app
 from postwire_email_dispatcher.settings import Settings
+from postwire_email_dispatcher.transport import Accepted, Outgoing, RelayTransport
 from postwire_platform.clock import utcnow
 from postwire_platform.ids import new_id
 from postwire_platform.mongo import DOMAINS, Document
@@ -95,3 +97,22 @@ async def verified_domain(db: AsyncDatabase[Document], domain: str = "shop.examp
         "created_at": utcnow()})
     txt = f"v=DKIM1; k=rsa; p={base64.b64encode(public).decode()}".encode()
     return Domain(domain_id, domain, selector, txt)
+
+
+class GatedRelay:
+    """The real relay transport, held at the door until the test lets the transaction through."""
+
+    name = "relay"
+
+    def __init__(self, inner: RelayTransport) -> None:
+        self.inner = inner
+        self.entered = asyncio.Event()
+        self.gate = asyncio.Event()
+
+    async def deliver(self, outgoing: Outgoing) -> Accepted:
+        self.entered.set()
+        await self.gate.wait()
+        return await self.inner.deliver(outgoing)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()

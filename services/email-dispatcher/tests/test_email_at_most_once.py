@@ -12,20 +12,20 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import AutoReconnect
 
-from postwire_contracts.messages import SendEmail, StatusEvent
+from postwire_contracts.messages import SendEmail
 from postwire_contracts.status import Status
 from postwire_email_dispatcher.claims import Claims
 from postwire_email_dispatcher.dispatch import DispatchConfig, Dispatcher, Transports
 from postwire_email_dispatcher.stores import DomainKeys, Suppressions
-from postwire_email_dispatcher.transport import Accepted, EmailTransport, Outgoing, RelayTransport
+from postwire_email_dispatcher.transport import EmailTransport, RelayTransport
 from postwire_platform.clock import Clock, utcnow
 from postwire_platform.leases import Lease
 from postwire_platform.mongo import DOMAINS, EMAIL_DISPATCHES, SUPPRESSIONS, Document
 from postwire_platform.uncancellable import finish_detached
-from postwire_testing.doubles import FirstPublishHeld, HandClock
+from postwire_testing.doubles import HandClock, KeptEvents
 from postwire_testing.smtp_sink import SmtpSink
 
-from .email_support import command
+from .email_support import GatedRelay, command
 
 
 class FlakyClaims(Claims):
@@ -48,26 +48,23 @@ class FlakyClaims(Claims):
         return await super().finish(message_id, now, state, fields, lease)
 
 
-class Events:
-    def __init__(self) -> None:
-        self.events: list[StatusEvent] = []
-
-    async def publish(self, message: msgspec.Struct, routing_key: str, *,
-                      message_id: str | None = None, headers: dict[str, Any] | None = None) -> None:
-        assert isinstance(message, StatusEvent)
-        self.events.append(message)
+class Events(KeptEvents):
+    """The status events (those published together one by one); nothing may be retried."""
 
     async def delay(self, message: msgspec.Struct, target_queue: str, seconds: float, *,
                     message_id: str | None = None) -> None:
         raise AssertionError("nothing is retried here")
 
 
-def direct_dispatcher(db: AsyncDatabase[Document], claims: Claims, events: Events,
-                      relay: EmailTransport, clock: Clock = utcnow) -> Dispatcher:
+def direct_dispatcher(db: AsyncDatabase[Document], claims: Claims, events: KeptEvents,
+                      relay: EmailTransport, clock: Clock = utcnow, *,
+                      suppressions: Suppressions | None = None,
+                      processing_hold: float = 0.2) -> Dispatcher:
     """The dispatcher driven directly: ``relay`` for every send, no DKIM key, one retry."""
     return Dispatcher(claims, events, Transports(sandbox=relay, live=relay),
                       DomainKeys(db[DOMAINS], None, ttl=0.0, clock=utcnow),
-                      Suppressions(db[SUPPRESSIONS]), DispatchConfig([1.0], 1.0, None), clock)
+                      suppressions or Suppressions(db[SUPPRESSIONS]),
+                      DispatchConfig([1.0], 1.0, None, processing_hold=processing_hold), clock)
 
 
 async def test_an_answer_whose_record_failed_is_recorded_on_redelivery_not_resent(
@@ -89,7 +86,10 @@ async def test_an_answer_whose_record_failed_is_recorded_on_redelivery_not_resen
     assert claims.mails_at_mark == [0]  # recorded before the relay had the message, once
     claim = await db[EMAIL_DISPATCHES].find_one({"_id": cmd.message_id})
     assert claim is not None and claim["state"] == "sent" and claim["attempts"] == 1
-    assert [e.status for e in events.events] == [Status.PROCESSING, Status.SENT]
+    # the first delivery's PROCESSING, then the redelivery's PROCESSING again (the same event, in
+    # case the first did not get out either) with SENT
+    assert [e.status for e in events.events] == [Status.PROCESSING, Status.PROCESSING, Status.SENT]
+    assert events.events[0].event_id == events.events[1].event_id
 
 
 class LostAnswerClaims(Claims):
@@ -166,25 +166,6 @@ async def test_a_data_mark_written_by_another_owner_still_stops_a_resend(
     assert claim is not None and claim["state"] == "failed" and claim["error_code"] == "outcome_unknown"
 
 
-class GatedRelay:
-    """The real relay transport, held at the door until the test lets the transaction through."""
-
-    name = "relay"
-
-    def __init__(self, inner: RelayTransport) -> None:
-        self.inner = inner
-        self.entered = asyncio.Event()
-        self.gate = asyncio.Event()
-
-    async def deliver(self, outgoing: Outgoing) -> Accepted:
-        self.entered.set()
-        await self.gate.wait()
-        return await self.inner.deliver(outgoing)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-
 async def test_a_handler_cancelled_during_the_smtp_transaction_still_records_its_answer(
         db: AsyncDatabase[Document]) -> None:
     """A closing channel cancels the handler mid-transaction (a broker restart); the transaction and
@@ -250,13 +231,14 @@ async def test_a_handler_stalled_past_its_lease_sends_nothing_once_another_took_
     """X stalls right before its DATA mark (a slow MongoDB, say) until its lease has run out; Y, a
     second delivery of the same message in the same process, takes the claim over and sends. X's
     mark then finds that the claim is no longer its own acquisition's: X ends without DATA, without
-    a release (which would wipe Y's lease and mark) and without a retry."""
+    a release (which would wipe Y's lease and mark) and without a retry, and its PROCESSING, still
+    held for an outcome (a long hold here), is Y's to announce."""
     events = Events()
     clock = HandClock()
     with SmtpSink() as sink:
         relay = RelayTransport("127.0.0.1", sink.port, tls="none", timeout=5.0)
         claims = RacingClaims(db[EMAIL_DISPATCHES], "worker-1", lease=3.0)
-        dispatcher = direct_dispatcher(db, claims, events, relay, clock)
+        dispatcher = direct_dispatcher(db, claims, events, relay, clock, processing_hold=30.0)
         cmd = command()
         x = asyncio.create_task(dispatcher.dispatch(cmd))
         try:
@@ -278,8 +260,8 @@ async def test_a_handler_stalled_past_its_lease_sends_nothing_once_another_took_
     claim = await db[EMAIL_DISPATCHES].find_one({"_id": cmd.message_id})
     assert claim is not None and claim["state"] == "sent" and claim["attempts"] == 2
     statuses = [(e.status, e.provider_status) for e in events.events]
-    assert statuses == [(Status.PROCESSING, None), (Status.PROCESSING, None),
-                        (Status.SENT, "250")], statuses
+    assert statuses == [(Status.PROCESSING, None), (Status.SENT, "250")], statuses
+    assert len(events.messages) == 1  # Y's PROCESSING and SENT together
 
 
 
@@ -297,39 +279,54 @@ class FirstFinishHeld(Claims):
         return await super().finish(*args)
 
 
+class FirstLookupHeld(Suppressions):
+    """Suppressions whose first lookup waits for ``go`` (``held`` is set once it waits)."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.held, self.go = asyncio.Event(), asyncio.Event()
+
+    async def find(self, tenant_id: str, addresses: list[str]) -> dict[str, Document]:
+        if not self.held.is_set():
+            self.held.set()
+            await self.go.wait()
+        return await super().find(tenant_id, addresses)
+
+
 async def test_a_failure_decided_after_a_take_over_does_not_stand_over_the_send_of_the_taker(
         db: AsyncDatabase[Document]) -> None:
     """X stalls before its checks until its lease has run out; Y takes the claim over and the relay
     has accepted Y's message, its answer not recorded yet, when X finds the recipient suppressed
     meanwhile. That FAILED is X's own decision, recorded only under X's lease: X stops and the
     message ends SENT (before, X's FAILED was recorded first and Y's SENT lost under it)."""
-    events = FirstPublishHeld()
+    events = Events()
     clock = HandClock()
+    suppressions = FirstLookupHeld(db[SUPPRESSIONS])
     with SmtpSink() as sink:
         relay = RelayTransport("127.0.0.1", sink.port, tls="none", timeout=5.0)
         claims = FirstFinishHeld(db[EMAIL_DISPATCHES], "worker-1", lease=3.0)
-        dispatcher = direct_dispatcher(db, claims, events, relay, clock)
+        dispatcher = direct_dispatcher(db, claims, events, relay, clock, suppressions=suppressions,
+                                       processing_hold=30.0)
         cmd = command()
         x = asyncio.create_task(dispatcher.dispatch(cmd))
         try:
-            await asyncio.wait_for(events.held.wait(), 10)  # X, before its checks
+            await asyncio.wait_for(suppressions.held.wait(), 10)  # X, before its checks
             clock.advance(4)  # X's lease has run out
             y = asyncio.create_task(dispatcher.dispatch(cmd))
             await asyncio.wait_for(claims.finishing.wait(), 10)  # Y sent; answer not recorded
             await Suppressions(db[SUPPRESSIONS]).add(cmd.tenant_id, "ada@example.com",
                                                      reason="complaint", message_id="other",
                                                      detail={}, now=utcnow())
-            events.go.set()
+            suppressions.go.set()
             await asyncio.wait_for(x, 10)
             claims.go.set()
             await asyncio.wait_for(y, 10)
         finally:
-            events.go.set()
+            suppressions.go.set()
             claims.go.set()
             await relay.aclose()
     assert len(sink.messages_to("ada@example.com")) == 1
     claim = await db[EMAIL_DISPATCHES].find_one({"_id": cmd.message_id})
     assert claim is not None and claim["state"] == "sent" and "error_code" not in claim
     statuses = [(e.status, e.provider_status) for e in events.events]
-    assert statuses == [(Status.PROCESSING, None), (Status.PROCESSING, None),
-                        (Status.SENT, "250")], statuses
+    assert statuses == [(Status.PROCESSING, None), (Status.SENT, "250")], statuses

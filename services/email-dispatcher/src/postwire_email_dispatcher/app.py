@@ -74,6 +74,8 @@ def create_app(settings: Settings, *, live: EmailTransport | None = None,
         recheck_seconds=settings.lease_recheck_seconds,
         tracking=Tracking(settings.email_tracking_base_url, settings.email_tracking_secret)
         if settings.email_tracking_secret else None,
+        processing_hold=settings.email_processing_hold_seconds,
+        pair_events=settings.email_event_pairs,
     )
     owner = instance_id()
 

@@ -1,5 +1,8 @@
 """The dispatch of one ``SendEmail``: claim, report PROCESSING, check suppressions, sign, deliver, classify.
 
+PROCESSING is not published before the SMTP transaction: it waits for the outcome, at most
+``processing_hold`` seconds, and goes out with it in one ``StatusEvents`` (``postwire_platform.announcing``).
+
 As in sms-dispatcher, the outcome is written to the claim before its events are published, so a crash
 anywhere after the SMTP transaction is covered: the redelivered command finds the recorded outcome and
 republishes the same events (same ``event_id``) without talking SMTP again.
@@ -34,6 +37,7 @@ from postwire_contracts import topology
 from postwire_contracts.email_events import EMAIL_HARD_BOUNCE, EMAIL_SOFT_BOUNCE
 from postwire_contracts.messages import SendEmail, StatusEvent
 from postwire_contracts.status import Channel, Status
+from postwire_platform.announcing import Announcer
 from postwire_platform.clock import Clock, utcnow
 from postwire_platform.leases import Lease, LeaseLost
 from postwire_platform.marks import UnansweredMarks
@@ -83,6 +87,11 @@ class DispatchConfig:
     retry_delays: list[float]
     recheck_seconds: float
     tracking: Tracking | None
+    processing_hold: float = 0.2
+    """Seconds PROCESSING waits for the outcome to go out with it (``postwire_platform.announcing``)."""
+    pair_events: bool = True
+    """PROCESSING and the events that came within the hold go out as one ``StatusEvents`` (False:
+    one message each, PROCESSING confirmed first)."""
 
 
 class Dispatcher:
@@ -102,12 +111,14 @@ class Dispatcher:
         instead of the take-over reading the claim's ``data_at`` as an unknown outcome."""
         self._unanswered = UnansweredMarks(refused=(LeaseLost,))
         """``data_at`` marks whose write failed here, so DATA was not begun."""
+        self._announcer = Announcer(sink, topology.status_key(Channel.EMAIL),
+                                    hold=config.processing_hold, pair=config.pair_events)
 
     async def dispatch(self, cmd: SendEmail) -> None:
         """Handle one delivery of ``cmd``; returning normally means it may be acked."""
         pending = self._unrecorded.get(cmd.message_id)
         if pending is not None:
-            await self._finish(cmd, *pending)
+            await self._finish(cmd, *pending, republish=True)
             return
         claim = await self._claims.acquire(cmd.message_id, self._clock())
         if claim.kind == "finished":
@@ -118,16 +129,20 @@ class Dispatcher:
         if claim.kind == "held":
             await self._sink.delay(cmd, topology.EMAIL_SEND_QUEUE, self._config.recheck_seconds)
             return
+        held = self._announcer.hold(processing_event(cmd, claim.doc))
         try:
             await self._owned(cmd, claim)
+            await held.out()
         except LeaseLost:
             log.info("claim taken over by another delivery; this one stops",
                      extra={"message_id": cmd.message_id})
+            held.withdraw()  # PROCESSING is the new owner's to announce
+        finally:
+            await held.close()
 
     async def _owned(self, cmd: SendEmail, claim: Claim) -> None:
         lease = claim.lease
         assert lease is not None, "an owned claim has a lease"
-        await self._publish(processing_event(cmd, claim.doc))
         transport = self._transports.live if cmd.live else self._transports.sandbox
         data_at = claim.doc.get("data_at")
         if data_at is not None and not self._unanswered.known_empty(cmd.message_id, data_at):
@@ -216,10 +231,12 @@ class Dispatcher:
                                topology.EMAIL_SEND_QUEUE, seconds)
 
     async def _finish(self, cmd: SendEmail, state: str, transport: str,
-                      fields: dict[str, Any], lease: Lease | None = None) -> None:
+                      fields: dict[str, Any], lease: Lease | None = None, *,
+                      republish: bool = False) -> None:
         """Record and announce the outcome: the server's answer whoever holds the claim, an outcome
         decided here (``lease`` given) only while the claim is still this delivery's. Only an
-        answer is kept for the redelivery when the write fails; a decision is made again."""
+        answer is kept for the redelivery when the write fails; a decision is made again
+        (``republish``: that redelivery, which announces PROCESSING again too)."""
         try:
             doc = await self._claims.finish(cmd.message_id, self._clock(), state,
                                             {"transport": transport, **fields}, lease)
@@ -231,11 +248,12 @@ class Dispatcher:
         self._unanswered.forget(cmd.message_id)
         OUTCOMES.labels(outcome=str(doc.get("outcome", state)), transport=transport).inc()
         log.info("dispatched", extra={"message_id": cmd.message_id, "outcome": doc.get("outcome")})
-        await self._after_finish(cmd, doc, republish=False)
+        await self._after_finish(cmd, doc, republish=republish)
 
     async def _after_finish(self, cmd: SendEmail, doc: Document, *, republish: bool) -> None:
-        """Side effects of a recorded outcome, all idempotent: suppression, then the events
-        (PROCESSING again only when republishing for a redelivered command)."""
+        """Side effects of a recorded outcome, all idempotent: suppression, then the events, in one
+        message (PROCESSING again only when republishing for a redelivered command; otherwise with
+        the held PROCESSING if it has not gone out yet)."""
         if doc.get("suppress"):
             for address in cmd.to:
                 await self._suppressions.add(cmd.tenant_id, address, reason=HARD,
@@ -243,12 +261,13 @@ class Dispatcher:
                                              detail=dict(doc.get("smtp") or {}),
                                              now=_at(doc, "finished_at"))
         if republish:
-            await self._publish(processing_event(cmd, doc))
-        for event in outcome_events(cmd, doc):
-            await self._publish(event)
+            await self._announcer.publish_together([processing_event(cmd, doc),
+                                                    *outcome_events(cmd, doc)])
+        else:
+            await self._announcer.publish(outcome_events(cmd, doc))
 
     async def _publish(self, event: StatusEvent) -> None:
-        await self._sink.publish(event, topology.status_key(Channel.EMAIL), message_id=event.event_id)
+        await self._announcer.publish([event])
 
 
 def _lease_lost(exc: DeliveryError) -> bool:

@@ -42,6 +42,12 @@ class Settings(CommonSettings, frozen=True, kw_only=True):
     email_feedback_secret: str = "dev-feedback-secret"
     sandbox_feedback_delay: Annotated[float, msgspec.Meta(ge=0)] = 0.2
     domain_cache_seconds: Annotated[float, msgspec.Meta(ge=0)] = 30.0
+    email_processing_hold_seconds: Annotated[float, msgspec.Meta(ge=0, le=5)] = 0.2
+    """How long a message's PROCESSING event waits for its outcome to go out with it (one timeline
+    write instead of two); a slower SMTP transaction gets PROCESSING on its own after this."""
+    email_event_pairs: bool = True
+    """PROCESSING and the events that came within the hold go out as one ``StatusEvents`` message
+    (False: one message each, for a rolling upgrade whose reporting does not read it yet)."""
 
     @property
     def lease_recheck_seconds(self) -> float:
