@@ -10,11 +10,13 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from postwire_contracts import topology
+from postwire_contracts.messages import StatusEvents
 from postwire_contracts.status import Status
 from postwire_platform.clock import utcnow
 from postwire_platform.mongo import OPT_OUTS, TENANTS, WHATSAPP_DISPATCHES, Document
+from postwire_platform.opt_outs import OptOutLookups
 from postwire_platform.uncancellable import finish_detached
-from postwire_testing.doubles import FirstPublishHeld, HandClock, KeptEvents
+from postwire_testing.doubles import HandClock, KeptEvents
 from postwire_testing.fake_graph import FakeGraph
 from postwire_testing.taps import EventTap
 from postwire_whatsapp.numbers import wa_id
@@ -275,7 +277,8 @@ async def test_a_handler_cancelled_during_the_call_still_records_metas_answer(
         Claims(db[WHATSAPP_DISPATCHES], "worker-a", settings.dispatch_lease_seconds), tap.publisher,
         Clients(live=gated, sandbox=gated),
         LineResolver(db, settings.check(), PlatformLine(PLATFORM_PHONE, PLATFORM_TOKEN), ttl=0.0),
-        db[OPT_OUTS], Pacer(Rate(80, 80), Rate(1, 10), max_wait=1.0, max_waiting=10),
+        OptOutLookups(db[OPT_OUTS], "whatsapp"),
+        Pacer(Rate(80, 80), Rate(1, 10), max_wait=1.0, max_waiting=10),
         DispatchConfig(enabled=True, retry_delays=[0.2], pacing_delays=[0.5],
                        recheck_seconds=settings.dispatch_lease_seconds, recipient_interval=0.1))
     cmd = command()
@@ -326,7 +329,8 @@ async def test_a_handler_stalled_past_its_lease_calls_nothing_once_another_took_
     """X stalls right before its call mark (a slow MongoDB, pacing) until its lease has run out; Y,
     a second delivery of the same message in the same process, takes the claim over and sends. X's
     mark then finds that the claim is no longer its own acquisition's: X ends without a call to
-    Meta, without a release and without a retry."""
+    Meta, without a release and without a retry, and its PROCESSING, still held for an outcome (a
+    long hold here), is Y's to announce."""
     settings = make_settings(amqp_url, mongodb_url, db_name, graph.url)
     clock = HandClock()
     events = KeptEvents()
@@ -335,9 +339,10 @@ async def test_a_handler_stalled_past_its_lease_calls_nothing_once_another_took_
     dispatcher = Dispatcher(
         claims, events, Clients(live=client, sandbox=client),
         LineResolver(db, settings.check(), PlatformLine(PLATFORM_PHONE, PLATFORM_TOKEN), ttl=0.0),
-        db[OPT_OUTS], Pacer(Rate(80, 80), Rate(1, 10), max_wait=1.0, max_waiting=10),
+        OptOutLookups(db[OPT_OUTS], "whatsapp"),
+        Pacer(Rate(80, 80), Rate(1, 10), max_wait=1.0, max_waiting=10),
         DispatchConfig(enabled=True, retry_delays=[0.2], pacing_delays=[0.5],
-                       recheck_seconds=3.0, recipient_interval=0.1), clock)
+                       recheck_seconds=3.0, recipient_interval=0.1, processing_hold=30.0), clock)
     cmd = command()
     x = asyncio.create_task(dispatcher.dispatch(cmd))
     try:
@@ -355,7 +360,8 @@ async def test_a_handler_stalled_past_its_lease_calls_nothing_once_another_took_
     claim = await db[WHATSAPP_DISPATCHES].find_one({"_id": cmd.message_id})
     assert claim is not None and claim["state"] == "sent" and claim["attempts"] == 2
     assert claim["provider_message_id"] == graph.accepted[0].wamid
-    assert [e.status for e in events.events] == [Status.PROCESSING, Status.PROCESSING, Status.SENT]
+    assert [e.status for e in events.events] == [Status.PROCESSING, Status.SENT]
+    assert len(events.messages) == 1  # Y's PROCESSING and SENT together
 
 
 class AnswerHeld(GatedGraph):
@@ -370,6 +376,20 @@ class AnswerHeld(GatedGraph):
 
 
 
+class FirstLookupHeld(OptOutLookups):
+    """Opt-out lookups whose first waits for ``go`` before it reads (``held`` is set once it waits)."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.held, self.go = asyncio.Event(), asyncio.Event()
+
+    async def opted_out(self, tenant_id: str, address: str) -> bool:
+        if not self.held.is_set():
+            self.held.set()
+            await self.go.wait()
+        return await super().opted_out(tenant_id, address)
+
+
 async def test_a_failure_decided_after_a_take_over_does_not_stand_over_the_call_of_the_taker(
         graph: FakeGraph, db: AsyncDatabase[Document], amqp_url: str, mongodb_url: str,
         db_name: str) -> None:
@@ -379,32 +399,81 @@ async def test_a_failure_decided_after_a_take_over_does_not_stand_over_the_call_
     message ends SENT (before, X's FAILED was recorded first and Y's SENT lost under it)."""
     settings = make_settings(amqp_url, mongodb_url, db_name, graph.url)
     clock = HandClock()
-    events = FirstPublishHeld()
+    events = KeptEvents()
+    opt_outs = FirstLookupHeld(db[OPT_OUTS], "whatsapp")
     held = AnswerHeld(GraphClient(graph.url, settings.whatsapp_graph_version, timeout=5.0))
     dispatcher = Dispatcher(
         Claims(db[WHATSAPP_DISPATCHES], "worker-a", 3.0), events, Clients(live=held, sandbox=held),
         LineResolver(db, settings.check(), PlatformLine(PLATFORM_PHONE, PLATFORM_TOKEN), ttl=0.0),
-        db[OPT_OUTS], Pacer(Rate(80, 80), Rate(1, 10), max_wait=1.0, max_waiting=10),
+        opt_outs, Pacer(Rate(80, 80), Rate(1, 10), max_wait=1.0, max_waiting=10),
         DispatchConfig(enabled=True, retry_delays=[0.2], pacing_delays=[0.5],
-                       recheck_seconds=3.0, recipient_interval=0.1), clock)
+                       recheck_seconds=3.0, recipient_interval=0.1, processing_hold=30.0), clock)
     cmd = command()
     x = asyncio.create_task(dispatcher.dispatch(cmd))
     try:
-        await asyncio.wait_for(events.held.wait(), 10)  # X, before its checks
+        await asyncio.wait_for(opt_outs.held.wait(), 10)  # X, before its checks
+        async with asyncio.timeout(10):  # and X holds the claim
+            while await db[WHATSAPP_DISPATCHES].find_one({"_id": cmd.message_id}) is None:
+                await asyncio.sleep(0.01)
         clock.advance(4)  # X's lease has run out
         y = asyncio.create_task(dispatcher.dispatch(cmd))
         await asyncio.wait_for(held.entered.wait(), 10)  # Meta has Y's message
         await db[OPT_OUTS].insert_one({"tenant_id": cmd.tenant_id, "channel": "whatsapp",
                                        "address": wa_id(cmd.to), "keyword": "STOP"})
-        events.go.set()
+        opt_outs.go.set()
         await asyncio.wait_for(x, 10)
         held.gate.set()
         await asyncio.wait_for(y, 10)
     finally:
-        events.go.set()
+        opt_outs.go.set()
         held.gate.set()
         await held.aclose()
     assert len(graph.requests) == 1
     claim = await db[WHATSAPP_DISPATCHES].find_one({"_id": cmd.message_id})
     assert claim is not None and claim["state"] == "sent" and "error_code" not in claim
-    assert [e.status for e in events.events] == [Status.PROCESSING, Status.PROCESSING, Status.SENT]
+    assert [e.status for e in events.events] == [Status.PROCESSING, Status.SENT]
+
+
+@pytest.mark.parametrize(("graph_answers_within_the_hold", "pair_events"),
+                         [(True, True), (False, True), (True, False)])
+async def test_processing_goes_out_with_the_outcome_unless_graph_is_slow(
+        tap: EventTap, graph: FakeGraph, amqp_url: str, mongodb_url: str, db_name: str,
+        db: AsyncDatabase[Document], graph_answers_within_the_hold: bool,
+        pair_events: bool) -> None:
+    settings = make_settings(amqp_url, mongodb_url, db_name, graph.url)
+    gated = GatedGraph(GraphClient(graph.url, settings.whatsapp_graph_version, timeout=5.0))
+    dispatcher = Dispatcher(
+        Claims(db[WHATSAPP_DISPATCHES], "worker-a", settings.dispatch_lease_seconds), tap.publisher,
+        Clients(live=gated, sandbox=gated),
+        LineResolver(db, settings.check(), PlatformLine(PLATFORM_PHONE, PLATFORM_TOKEN), ttl=0.0),
+        OptOutLookups(db[OPT_OUTS], "whatsapp"),
+        Pacer(Rate(80, 80), Rate(1, 10), max_wait=1.0, max_waiting=10),
+        DispatchConfig(enabled=True, retry_delays=[0.2], pacing_delays=[0.5],
+                       recheck_seconds=settings.dispatch_lease_seconds, recipient_interval=0.1,
+                       processing_hold=0.5, pair_events=pair_events))
+    cmd = command()
+    handler = asyncio.create_task(dispatcher.dispatch(cmd))
+    try:
+        await asyncio.wait_for(gated.entered.wait(), 10)
+        if graph_answers_within_the_hold:
+            await asyncio.sleep(0.1)
+            assert tap.of(cmd.message_id) == []  # PROCESSING is held for Meta's answer
+        else:  # out on its own after the hold, the call still in flight
+            await tap.wait_for(cmd.message_id, Status.PROCESSING, timeout=5)
+            assert graph.accepted == []
+        gated.gate.set()
+        await asyncio.wait_for(handler, 10)
+    finally:
+        gated.gate.set()
+        await gated.aclose()
+    await tap.wait_for(cmd.message_id, Status.SENT)
+    assert [e.status for e in tap.of(cmd.message_id)] == [Status.PROCESSING, Status.SENT]
+    [processing] = tap.of(cmd.message_id, Status.PROCESSING)
+    claim = await db[WHATSAPP_DISPATCHES].find_one({"_id": cmd.message_id})
+    assert claim is not None and processing.occurred_at == claim["created_at"]  # the claim's time
+    published = [[e.status for e in (m.events if isinstance(m, StatusEvents) else [m])]
+                 for m in tap.messages]
+    together = graph_answers_within_the_hold and pair_events
+    assert published == ([[Status.PROCESSING, Status.SENT]] if together
+                         else [[Status.PROCESSING], [Status.SENT]])
+    assert len(graph.requests) == 1

@@ -13,10 +13,12 @@ from pymongo.errors import ConnectionFailure
 
 from postwire_contracts import topology
 from postwire_contracts.messages import SendWhatsApp
+from postwire_contracts.status import Channel
 from postwire_platform.broker import BrokerUnavailable, contract_body, work_queue
 from postwire_platform.clock import Clock, utcnow
 from postwire_platform.ids import new_id
 from postwire_platform.mongo import OPT_OUTS, TENANTS, WHATSAPP_DISPATCHES
+from postwire_platform.opt_outs import OptOutLookups
 from postwire_platform.service import Runtime, build_app, new_broker
 
 from .claims import Claims
@@ -64,6 +66,8 @@ def create_app(settings: Settings, *, client: WhatsAppClient | None = None,
         pacing_delays=list(settings.whatsapp_pacing_delays),
         recheck_seconds=settings.dispatch_lease_seconds,
         recipient_interval=1 / settings.whatsapp_rate_per_recipient,
+        processing_hold=settings.whatsapp_processing_hold_seconds,
+        pair_events=settings.whatsapp_event_pairs,
     )
     pacer = Pacer(Rate(settings.whatsapp_rate_per_number, settings.whatsapp_burst_per_number),
                   Rate(settings.whatsapp_rate_per_recipient, settings.whatsapp_burst_per_recipient),
@@ -77,7 +81,8 @@ def create_app(settings: Settings, *, client: WhatsAppClient | None = None,
         assert rt.publisher is not None
         claims = Claims(rt.db[WHATSAPP_DISPATCHES], owner, settings.dispatch_lease_seconds)
         lines = LineResolver(rt.db, keyring, platform, ttl=settings.whatsapp_line_cache_seconds)
-        rt.extras["dispatcher"] = Dispatcher(claims, rt.publisher, clients, lines, rt.db[OPT_OUTS],
+        rt.extras["dispatcher"] = Dispatcher(claims, rt.publisher, clients, lines,
+                                             OptOutLookups(rt.db[OPT_OUTS], Channel.WHATSAPP.value),
                                              pacer, config, now)
         log.info("dispatcher ready", extra={
             "owner": owner, "enabled": settings.whatsapp_cloud_api_enabled,

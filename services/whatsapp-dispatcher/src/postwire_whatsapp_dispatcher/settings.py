@@ -52,6 +52,12 @@ class Settings(CommonSettings, frozen=True, kw_only=True):
     whatsapp_sandbox_webhook_url: str = "http://127.0.0.1:8081/v1/webhooks/whatsapp"
     whatsapp_sandbox_status_delay: Annotated[float, msgspec.Meta(ge=0)] = 0.2
     dispatch_lease_seconds: Positive = 30.0
+    whatsapp_processing_hold_seconds: Annotated[float, msgspec.Meta(ge=0, le=5)] = 0.2
+    """How long a message's PROCESSING event waits for its SENT or FAILED to go out with it (one
+    timeline write instead of two); a slower Graph call gets PROCESSING on its own after this."""
+    whatsapp_event_pairs: bool = True
+    """PROCESSING and the SENT or FAILED that came within the hold go out as one ``StatusEvents``
+    message (False: two messages, for a rolling upgrade whose reporting does not read it yet)."""
 
     def check(self) -> Keyring | None:
         """Cross-field checks at start-up; the keyring that decrypts tenants' tokens (None when off)."""
