@@ -113,8 +113,9 @@ class StatusEvent(_Message, tag="event.status.v1", frozen=True, kw_only=True):
 
 class StatusEvents(_Message, tag="event.status.batch.v1", frozen=True, kw_only=True):
     """Status events published together, in order, in one AMQP message (under the same
-    ``event.status.<channel>`` key as a single ``StatusEvent``): sms-dispatcher sends a message's
-    PROCESSING with its SENT or FAILED this way. Reporting records each as it would alone."""
+    ``event.status.<channel>`` key as a single ``StatusEvent``): the SMS, email and WhatsApp
+    dispatchers send a message's PROCESSING with its outcome this way. Reporting records each as it
+    would alone."""
 
     events: list[StatusEvent]
 
