@@ -1,7 +1,8 @@
 """A ``SendEmail`` as the bytes that go on the wire: MIME structure, headers, tracking, DKIM.
 
 The message is built with the ``email`` package's SMTP policy (CRLF line ends, RFC 2047 headers), so
-the DKIM signature made by dkimpy over those bytes verifies at the receiver.
+the DKIM signature made by dkimpy over those bytes verifies at the receiver (its RSA step by OpenSSL:
+``dkim_rsa``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import dkim
 
 from postwire_contracts.messages import SendEmail
 
-from . import tracking
+from . import dkim_rsa, tracking
+
+dkim_rsa.install()
 
 RESERVED_HEADERS = frozenset({
     "from", "to", "cc", "bcc", "subject", "date", "message-id", "reply-to", "mime-version",
