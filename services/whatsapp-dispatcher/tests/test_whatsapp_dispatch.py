@@ -10,8 +10,8 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from postwire_contracts import topology
-from postwire_contracts.messages import StatusEvents
 from postwire_contracts.status import Status
+from postwire_platform.broker import Publisher
 from postwire_platform.clock import utcnow
 from postwire_platform.mongo import OPT_OUTS, TENANTS, WHATSAPP_DISPATCHES, Document
 from postwire_platform.opt_outs import OptOutLookups
@@ -25,6 +25,7 @@ from postwire_whatsapp_dispatcher.dispatch import Clients, DispatchConfig, Dispa
 from postwire_whatsapp_dispatcher.graph import GraphClient, GraphSend, SendResult
 from postwire_whatsapp_dispatcher.lines import LineResolver, PlatformLine
 from postwire_whatsapp_dispatcher.pacing import Pacer, Rate
+from postwire_whatsapp_dispatcher.settings import Settings
 
 from .whatsapp_support import (
     PLATFORM_PHONE,
@@ -266,6 +267,20 @@ class GatedGraph:
         await self.inner.aclose()
 
 
+def gated_dispatcher(db: AsyncDatabase[Document], settings: Settings, gated: GatedGraph,
+                     sink: Publisher, **config: Any) -> Dispatcher:
+    """The dispatcher driven directly, every call through ``gated``, events to ``sink``."""
+    return Dispatcher(
+        Claims(db[WHATSAPP_DISPATCHES], "worker-a", settings.dispatch_lease_seconds), sink,
+        Clients(live=gated, sandbox=gated),
+        LineResolver(db, settings.check(), PlatformLine(PLATFORM_PHONE, PLATFORM_TOKEN), ttl=0.0),
+        OptOutLookups(db[OPT_OUTS], "whatsapp"),
+        Pacer(Rate(80, 80), Rate(1, 10), max_wait=1.0, max_waiting=10),
+        DispatchConfig(enabled=True, retry_delays=[0.2], pacing_delays=[0.5],
+                       recheck_seconds=settings.dispatch_lease_seconds, recipient_interval=0.1,
+                       **config))
+
+
 async def test_a_handler_cancelled_during_the_call_still_records_metas_answer(
         tap: EventTap, graph: FakeGraph, amqp_url: str, mongodb_url: str, db_name: str,
         db: AsyncDatabase[Document]) -> None:
@@ -273,14 +288,7 @@ async def test_a_handler_cancelled_during_the_call_still_records_metas_answer(
     the redelivered command republishes SENT instead of giving the message up as outcome_unknown."""
     settings = make_settings(amqp_url, mongodb_url, db_name, graph.url)
     gated = GatedGraph(GraphClient(graph.url, settings.whatsapp_graph_version, timeout=5.0))
-    dispatcher = Dispatcher(
-        Claims(db[WHATSAPP_DISPATCHES], "worker-a", settings.dispatch_lease_seconds), tap.publisher,
-        Clients(live=gated, sandbox=gated),
-        LineResolver(db, settings.check(), PlatformLine(PLATFORM_PHONE, PLATFORM_TOKEN), ttl=0.0),
-        OptOutLookups(db[OPT_OUTS], "whatsapp"),
-        Pacer(Rate(80, 80), Rate(1, 10), max_wait=1.0, max_waiting=10),
-        DispatchConfig(enabled=True, retry_delays=[0.2], pacing_delays=[0.5],
-                       recheck_seconds=settings.dispatch_lease_seconds, recipient_interval=0.1))
+    dispatcher = gated_dispatcher(db, settings, gated, tap.publisher)
     cmd = command()
     handler = asyncio.create_task(dispatcher.dispatch(cmd))
     try:
@@ -442,15 +450,8 @@ async def test_processing_goes_out_with_the_outcome_unless_graph_is_slow(
         pair_events: bool) -> None:
     settings = make_settings(amqp_url, mongodb_url, db_name, graph.url)
     gated = GatedGraph(GraphClient(graph.url, settings.whatsapp_graph_version, timeout=5.0))
-    dispatcher = Dispatcher(
-        Claims(db[WHATSAPP_DISPATCHES], "worker-a", settings.dispatch_lease_seconds), tap.publisher,
-        Clients(live=gated, sandbox=gated),
-        LineResolver(db, settings.check(), PlatformLine(PLATFORM_PHONE, PLATFORM_TOKEN), ttl=0.0),
-        OptOutLookups(db[OPT_OUTS], "whatsapp"),
-        Pacer(Rate(80, 80), Rate(1, 10), max_wait=1.0, max_waiting=10),
-        DispatchConfig(enabled=True, retry_delays=[0.2], pacing_delays=[0.5],
-                       recheck_seconds=settings.dispatch_lease_seconds, recipient_interval=0.1,
-                       processing_hold=0.5, pair_events=pair_events))
+    dispatcher = gated_dispatcher(db, settings, gated, tap.publisher, processing_hold=0.5,
+                                  pair_events=pair_events)
     cmd = command()
     handler = asyncio.create_task(dispatcher.dispatch(cmd))
     try:
@@ -466,14 +467,8 @@ async def test_processing_goes_out_with_the_outcome_unless_graph_is_slow(
     finally:
         gated.gate.set()
         await gated.aclose()
-    await tap.wait_for(cmd.message_id, Status.SENT)
-    assert [e.status for e in tap.of(cmd.message_id)] == [Status.PROCESSING, Status.SENT]
-    [processing] = tap.of(cmd.message_id, Status.PROCESSING)
     claim = await db[WHATSAPP_DISPATCHES].find_one({"_id": cmd.message_id})
-    assert claim is not None and processing.occurred_at == claim["created_at"]  # the claim's time
-    published = [[e.status for e in (m.events if isinstance(m, StatusEvents) else [m])]
-                 for m in tap.messages]
-    together = graph_answers_within_the_hold and pair_events
-    assert published == ([[Status.PROCESSING, Status.SENT]] if together
-                         else [[Status.PROCESSING], [Status.SENT]])
+    assert claim is not None
+    await tap.expect_processing_then_sent(cmd.message_id, claim["created_at"],
+                                          together=graph_answers_within_the_hold and pair_events)
     assert len(graph.requests) == 1

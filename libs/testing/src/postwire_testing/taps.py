@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 
 from faststream.rabbit import RabbitBroker, RabbitQueue
 
@@ -50,6 +51,24 @@ class EventTap:
                 raise TimeoutError(f"no {count}x {status} for {message_id}; saw {seen}")
             await asyncio.sleep(0.02)
         return self.of(message_id, status)[-1]
+
+    def published_statuses(self) -> list[list[Status]]:
+        """The statuses of each message as published: a lone event's, or a ``StatusEvents``' in
+        order."""
+        return [[e.status for e in (m.events if isinstance(m, StatusEvents) else [m])]
+                for m in self.messages]
+
+    async def expect_processing_then_sent(self, message_id: str, claimed_at: datetime, *,
+                                          together: bool) -> None:
+        """What a dispatcher's held PROCESSING must look like (the check each dispatcher's test
+        shares): PROCESSING, timed at the claim, then SENT, in one ``StatusEvents`` (``together``)
+        or in one message each, and nothing else published."""
+        await self.wait_for(message_id, Status.SENT)
+        assert [e.status for e in self.of(message_id)] == [Status.PROCESSING, Status.SENT]
+        [processing] = self.of(message_id, Status.PROCESSING)
+        assert processing.occurred_at == claimed_at
+        assert self.published_statuses() == ([[Status.PROCESSING, Status.SENT]] if together
+                                             else [[Status.PROCESSING], [Status.SENT]])
 
 
 @asynccontextmanager
