@@ -3,7 +3,6 @@ keeps what it is given, and one whose first publish waits (a delivery stalled ri
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -45,19 +44,3 @@ class KeptEvents:
     async def delay(self, message: msgspec.Struct, target_queue: str, seconds: float, *,
                     message_id: str | None = None) -> None:
         self.delayed.append(message)
-
-
-class FirstPublishHeld(KeptEvents):
-    """Keeps the events; the first publish waits for ``go`` (a slow broker confirm, say), and
-    ``held`` is set once it waits."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.held, self.go = asyncio.Event(), asyncio.Event()
-
-    async def publish(self, message: msgspec.Struct, routing_key: str, *,
-                      message_id: str | None = None, headers: dict[str, Any] | None = None) -> None:
-        if not self.held.is_set():
-            self.held.set()
-            await self.go.wait()
-        await super().publish(message, routing_key, message_id=message_id, headers=headers)

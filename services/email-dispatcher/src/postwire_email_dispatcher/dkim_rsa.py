@@ -68,7 +68,3 @@ def _key(private_key: dict[str, Any]) -> rsa.RSAPrivateKey:
 def install() -> None:
     """Have dkimpy's signer use ``sign_digest`` (idempotent)."""
     dkim.RSASSA_PKCS1_v1_5_sign = sign_digest
-
-
-def installed() -> bool:
-    return dkim.RSASSA_PKCS1_v1_5_sign is sign_digest
