@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import httpx
 import msgspec
 
-from postwire_platform.outbound import cookieless_jar
+from postwire_platform.outbound import SpreadTransport, cookieless_jar, environment_proxy
 from postwire_whatsapp.cloud_api import GraphError, accepted_decoder, error_decoder, messages_path
 
 log = logging.getLogger(__name__)
@@ -66,15 +66,17 @@ _encoder = msgspec.json.Encoder()
 
 
 class GraphClient:
-    """Speaks the Cloud API over one pooled httpx client; takes a transport for tests."""
+    """Speaks the Cloud API over one httpx client whose ``max_connections`` are spread over pools of
+    ten (``SpreadTransport``); takes a transport for tests."""
 
     def __init__(self, base_url: str, version: str, *, timeout: float = 10.0,
                  transport: httpx.AsyncBaseTransport | None = None, max_connections: int = 100) -> None:
         self._version = version
+        if transport is None:  # one origin: small pools keep httpcore's per-request walk short
+            transport = SpreadTransport.of_http(max_connections=max_connections,
+                                                proxy=environment_proxy(base_url))
         self._client = httpx.AsyncClient(
             base_url=base_url.rstrip("/"), timeout=timeout, transport=transport,
-            limits=httpx.Limits(max_connections=max_connections,
-                                max_keepalive_connections=max_connections),
             cookies=cookieless_jar())  # one client calls Meta for every tenant
 
     async def send(self, request: GraphSend) -> SendResult:
