@@ -46,6 +46,8 @@ import msgspec
 from litestar import Litestar, Request, Response, post
 from litestar.params import FromPath
 
+from postwire_platform.outbound import SpreadTransport
+
 from .servers import Served, ThreadedServer
 
 DEFAULT_STATUSES: tuple[str, ...] = ("sent", "delivered", "read")
@@ -282,7 +284,10 @@ class FakeGraph(Served):
 
     async def _startup(self) -> None:
         self._wake = asyncio.Event()
-        self._client = httpx.AsyncClient(timeout=10.0, limits=httpx.Limits(max_connections=50))
+        # small pools: httpcore's walk of one pool of 50 per request was half this fake's CPU in
+        # the bench's WhatsApp phase (the bench's process shares the machine with the system)
+        self._client = httpx.AsyncClient(timeout=10.0,
+                                         transport=SpreadTransport.of_http(max_connections=50))
         self._scheduler = asyncio.create_task(self._run_scheduler(), name="fake-graph-statuses")
 
     async def _shutdown(self) -> None:
