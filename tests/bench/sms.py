@@ -22,7 +22,7 @@ from pymongo import AsyncMongoClient
 
 from .observe import Hooks, QueueSampler, TimedSmsc
 from .profile import Profiler
-from .stats import cpu_seconds, latency_summary
+from .stats import cpu_seconds, latency_summary, self_cpu_seconds
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -307,21 +307,26 @@ def summary(rows: list[list[Any]]) -> dict[str, Any]:
 
 async def phase_cpu(bench: Bench, run: Any, name: str = "") -> tuple[Any, dict[str, Any]]:
     """Run ``run``; returns its result and the CPU seconds each service used meanwhile, plus the
-    database's operation counters over the same span (``db_ops``); profiled when asked."""
+    database's operation counters over the same span (``db_ops``) and the CPU seconds of the bench's
+    own process (``bench_process``: the SMPP simulator, SMTP sink, fake Graph API and webhook
+    receiver, which share the machine with the system); profiled when asked."""
     ops0 = await bench.opcounters()
     since = datetime.now(UTC)
     before = bench.cpu()
+    own0 = self_cpu_seconds()
     if bench.profiler is not None and name:
         async with bench.profiler.phase(name):
             out = await run
     else:
         out = await run
     after = bench.cpu()
+    own1 = self_cpu_seconds()
     ops1 = await bench.opcounters()
     cpu: dict[str, Any] = {k: (None if before[k] is None or after[k] is None
                                else round(after[k] - before[k], 2))  # type: ignore[operator]
                            for k in before}
     cpu["db_ops"] = {k: ops1[k] - ops0.get(k, 0) for k in ops1}
+    cpu["bench_process"] = round(own1 - own0, 2)
     if bench.db_profile:
         cpu["db_profile"] = await bench.db_profile_since(since)
     return out, cpu
