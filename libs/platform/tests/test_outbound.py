@@ -1,6 +1,7 @@
 """``SpreadTransport`` against a real local HTTP server: light traffic keeps one connection, a crowd
 is spread over the pools and never opens more than ``max_connections``, every way a request ends gives
-its slot back; ``environment_proxy`` follows the proxy variables."""
+its slot back; ``OriginShardedTransport`` keeps each origin's connections in one pool and reuses them;
+``environment_proxy`` follows the proxy variables."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from postwire_platform.outbound import SpreadTransport, environment_proxy
+from postwire_platform.outbound import OriginShardedTransport, SpreadTransport, environment_proxy
 
 
 class HeldServer:
@@ -110,6 +111,25 @@ async def test_a_request_that_fails_or_is_left_unread_gives_its_slot_back(server
         with pytest.raises(asyncio.CancelledError):
             await slow
         assert transport.in_flight() == [0, 0]
+
+
+async def test_each_origin_keeps_its_connections_in_one_pool_and_reuses_them() -> None:
+    async with HeldServer() as first, HeldServer() as second:
+        pools = [httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=10)) for _ in range(4)]
+        transport = OriginShardedTransport(pools)
+        async with httpx.AsyncClient(transport=transport) as client:
+            for _ in range(10):  # the two origins interleaved
+                for server in (first, second):
+                    assert (await client.post(server.url + "/hook", content=b"{}")).json() == {}
+        assert (first.connections, first.requests) == (1, 10)
+        assert (second.connections, second.requests) == (1, 10)
+
+    url = httpx.URL("https://hooks.example.com/a")
+    assert transport.pool_of(url) == transport.pool_of(httpx.URL("https://hooks.example.com:443/b"))
+    assert transport.pool_of(url) == transport.pool_of(httpx.URL("https://HOOKS.example.com/c?x=1"))
+    spread = OriginShardedTransport([httpx.AsyncHTTPTransport() for _ in range(16)])
+    used = {spread.pool_of(httpx.URL(f"https://tenant{i}.example.com/hook")) for i in range(80)}
+    assert len(used) >= 12  # eighty origins reach most of the sixteen pools
 
 
 def test_environment_proxy_follows_the_proxy_variables(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import AsyncIterator, Sequence
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from urllib.parse import urlsplit
@@ -104,3 +105,34 @@ class _ReleasedOnClose(httpx.AsyncByteStream):
             if self._index is not None:
                 self._counts[self._index] -= 1
                 self._index = None
+
+
+class OriginShardedTransport(httpx.AsyncBaseTransport):
+    """Requests spread over several connection pools by origin, for a client of many origins.
+
+    Every connection to one origin lives in the same pool, so keep-alive reuse is as with one pool,
+    while httpcore's per-request walk (``SpreadTransport``) covers only the connections of the origins
+    that hash to that pool: with 80 origins in one pool of 100 keep-alive connections it cost 5 ms of
+    CPU per request, five times the request itself. A pool's limits apply to the origins that share
+    it; each pool may hold as many connections as one pool did, so one busy origin can still use them.
+    """
+
+    def __init__(self, transports: Sequence[httpx.AsyncBaseTransport]) -> None:
+        if not transports:
+            raise ValueError("OriginShardedTransport needs at least one transport")
+        self._transports = list(transports)
+
+    def pool_of(self, url: httpx.URL) -> int:
+        """The index of the pool that holds ``url``'s origin's connections."""
+        origin = f"{url.scheme}://{url.host}:{url.port or _DEFAULT_PORTS.get(url.scheme, 0)}"
+        return zlib.crc32(origin.encode()) % len(self._transports)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self._transports[self.pool_of(request.url)].handle_async_request(request)
+
+    async def aclose(self) -> None:
+        for transport in self._transports:
+            await transport.aclose()
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 import httpcore
 import httpx
 
-from postwire_platform.outbound import cookieless_jar
+from postwire_platform.outbound import OriginShardedTransport, cookieless_jar
 from postwire_platform.webhook_targets import Resolver, resolve_checked, system_resolver
 
 USER_AGENT = "Postwire-Webhooks/1.0"
@@ -73,15 +73,26 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
         )
 
 
+POOLS = 16
+"""Connection pools of the delivery client; an endpoint's origin always maps to the same one."""
+
+
 def make_client(*, timeout: float, allow_private: bool, max_connections: int,
                 resolver: Resolver = system_resolver) -> httpx.AsyncClient:
     """The delivery client: no redirects (a 3xx is an answer, not a hop to an unchecked host), no
     proxies from the environment, the SSRF guard on every connection (unless private targets are
     allowed, the addresses are still ours to resolve and pin), and no cookies (``cookieless_jar``:
-    this one client delivers for every tenant)."""
+    this one client delivers for every tenant).
+
+    The connections are split by origin over ``POOLS`` pools (``OriginShardedTransport``): httpcore
+    walks a whole pool on every request, which with one pool for every tenant's endpoints cost more
+    than the request itself. Each pool may open ``max_connections`` (one busy origin is not held to a
+    sixteenth) and keeps ten idle; what is in flight at once is bounded by the consumers' prefetch."""
     limits = httpx.Limits(max_connections=max_connections,
-                          max_keepalive_connections=max(10, max_connections // 2))
-    transport = GuardedTransport(limits=limits, allow_private=allow_private, resolver=resolver)
+                          max_keepalive_connections=max(10, max_connections // 2 // POOLS))
+    transport = OriginShardedTransport([
+        GuardedTransport(limits=limits, allow_private=allow_private, resolver=resolver)
+        for _ in range(POOLS)])
     return httpx.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False,
                              trust_env=False, headers={"user-agent": USER_AGENT},
                              cookies=cookieless_jar())
