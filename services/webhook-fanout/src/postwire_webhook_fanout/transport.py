@@ -9,6 +9,7 @@ connections are pooled per host name, never shared between names that happen to 
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterable
 
 import httpcore
@@ -60,12 +61,14 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
     """httpx's own transport, its connection pool built on ``GuardedBackend``."""
 
     def __init__(self, *, limits: httpx.Limits, allow_private: bool = False,
-                 resolver: Resolver = system_resolver) -> None:
-        super().__init__(limits=limits)
+                 resolver: Resolver = system_resolver,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
+        context = ssl_context or httpx.create_ssl_context()  # shared: each loads the CA bundle
+        super().__init__(limits=limits, verify=context)
         # httpx offers no public hook for the network backend; the pool is rebuilt the way httpx
         # builds it (AsyncHTTPTransport.__init__), with our backend.
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
+            ssl_context=context,
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
@@ -87,11 +90,14 @@ def make_client(*, timeout: float, allow_private: bool, max_connections: int,
     The connections are split by origin over ``POOLS`` pools (``OriginShardedTransport``): httpcore
     walks a whole pool on every request, which with one pool for every tenant's endpoints cost more
     than the request itself. Each pool may open ``max_connections`` (one busy origin is not held to a
-    sixteenth) and keeps ten idle; what is in flight at once is bounded by the consumers' prefetch."""
+    sixteenth) and keeps a sixteenth of the idle connections one pool kept, at least ten; what is in
+    flight at once is bounded by the consumers' prefetch. The pools share one TLS context."""
     limits = httpx.Limits(max_connections=max_connections,
                           max_keepalive_connections=max(10, max_connections // 2 // POOLS))
+    context = httpx.create_ssl_context()
     transport = OriginShardedTransport([
-        GuardedTransport(limits=limits, allow_private=allow_private, resolver=resolver)
+        GuardedTransport(limits=limits, allow_private=allow_private, resolver=resolver,
+                         ssl_context=context)
         for _ in range(POOLS)])
     return httpx.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False,
                              trust_env=False, headers={"user-agent": USER_AGENT},
