@@ -19,6 +19,7 @@ from postwire_sms_dispatcher.carrier import (
 )
 from postwire_sms_dispatcher.sandbox import SandboxCarrier
 from postwire_sms_dispatcher.settings import SmsDispatcherSettings
+from postwire_testing.proxy import ForwardProxy
 
 
 def request(to: str = "+447700900123", mid: str = "m1") -> SubmitRequest:
@@ -203,3 +204,18 @@ def test_settings_from_the_environment() -> None:
         load_settings(SmsDispatcherSettings, {"SMS_RETRY_DELAYS": "[0]"})
     with pytest.raises(SettingsError, match=r"^DISPATCH_LEASE_SECONDS:"):
         load_settings(SmsDispatcherSettings, {"DISPATCH_LEASE_SECONDS": "soon"})
+
+
+async def test_the_http_carrier_goes_through_the_proxy_the_environment_names(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """HttpCarrier's own transport (SpreadTransport) still takes the operator's egress proxy from
+    HTTP(S)_PROXY, as httpx's default client would."""
+    async with ForwardProxy(b'{"id": "c-9", "status": "accepted"}', status=201) as proxy:
+        proxy.install(monkeypatch)
+        http = HttpCarrier("http://carrier.example/", "tok")  # no such host: only the proxy answers
+        try:
+            result = await http.submit(request())
+        finally:
+            await http.aclose()
+    assert result.carrier_id == "c-9"
+    assert proxy.request_lines == [b"POST http://carrier.example/messages HTTP/1.1"]

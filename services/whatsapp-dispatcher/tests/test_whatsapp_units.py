@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import httpx
 import pytest
 
 from postwire_platform.settings import SettingsError
+from postwire_testing.proxy import ForwardProxy
 from postwire_whatsapp import webhooks
 from postwire_whatsapp_dispatcher.graph import (
     GraphClient,
@@ -164,32 +164,14 @@ async def test_the_graph_client_goes_through_the_proxy_the_environment_names(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """An operator whose egress goes through a proxy sets HTTP(S)_PROXY; the Graph client's own
     transport (SpreadTransport) must still use it, as httpx's default client would."""
-    asked: list[bytes] = []
-
-    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await reader.readuntil(b"\r\n\r\n")
-        length = next(int(line.split(b":")[1]) for line in head.lower().split(b"\r\n")
-                      if line.startswith(b"content-length:"))
-        await reader.readexactly(length)
-        asked.append(head.split(b"\r\n")[0])
-        body = b'{"contacts":[{"input":"14155552671","wa_id":"14155552671"}],"messages":[{"id":"wamid.P"}]}'
-        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
-                     + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n" + body)
-        await writer.drain()
-        writer.close()
-
-    server = await asyncio.start_server(proxy, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy",
-                 "http_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
-    client = GraphClient("http://graph.example", "v21.0")  # no such host: only the proxy answers
-    try:
-        result = await client.send(GraphSend(message_id="m", phone_number_id="100", token="t",
-                                             to="14155552671", body={"type": "text"}))
-    finally:
-        await client.aclose()
-        server.close()
+    body = b'{"contacts":[{"input":"14155552671","wa_id":"14155552671"}],"messages":[{"id":"wamid.P"}]}'
+    async with ForwardProxy(body) as proxy:
+        proxy.install(monkeypatch)
+        client = GraphClient("http://graph.example", "v21.0")  # no such host: only the proxy answers
+        try:
+            result = await client.send(GraphSend(message_id="m", phone_number_id="100", token="t",
+                                                 to="14155552671", body={"type": "text"}))
+        finally:
+            await client.aclose()
     assert result.wamid == "wamid.P"
-    assert asked == [b"POST http://graph.example/v21.0/100/messages HTTP/1.1"]
+    assert proxy.request_lines == [b"POST http://graph.example/v21.0/100/messages HTTP/1.1"]

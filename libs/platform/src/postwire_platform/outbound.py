@@ -67,6 +67,12 @@ class SpreadTransport(httpx.AsyncBaseTransport):
         return cls([httpx.AsyncHTTPTransport(verify=context, limits=limits, proxy=proxy)
                     for _ in range(pools)])
 
+    @classmethod
+    def for_origin(cls, base_url: str, *, max_connections: int) -> SpreadTransport:
+        """``of_http`` for a client of ``base_url``'s origin, through the proxy the environment
+        names for it, as httpx's own client would go (``environment_proxy``)."""
+        return cls.of_http(max_connections=max_connections, proxy=environment_proxy(base_url))
+
     def in_flight(self) -> list[int]:
         """Requests in flight (response not yet closed) per pool."""
         return list(self._in_flight)

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 import httpx
 import msgspec
 
-from postwire_platform.outbound import SpreadTransport, environment_proxy
+from postwire_platform.outbound import SpreadTransport
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +116,7 @@ class HttpCarrier:
     def __init__(self, base_url: str, token: str, *, timeout: float = 10.0,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         if transport is None:  # one origin: httpx's 100 connections in pools of ten (SpreadTransport)
-            transport = SpreadTransport.of_http(max_connections=100,
-                                                proxy=environment_proxy(base_url))
+            transport = SpreadTransport.for_origin(base_url, max_connections=100)
         self._client = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             headers={"Authorization": f"Bearer {token}"} if token else {},

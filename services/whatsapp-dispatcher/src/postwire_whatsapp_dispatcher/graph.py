@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import httpx
 import msgspec
 
-from postwire_platform.outbound import SpreadTransport, cookieless_jar, environment_proxy
+from postwire_platform.outbound import SpreadTransport, cookieless_jar
 from postwire_whatsapp.cloud_api import GraphError, accepted_decoder, error_decoder, messages_path
 
 log = logging.getLogger(__name__)
@@ -73,8 +73,7 @@ class GraphClient:
                  transport: httpx.AsyncBaseTransport | None = None, max_connections: int = 100) -> None:
         self._version = version
         if transport is None:  # one origin: small pools keep httpcore's per-request walk short
-            transport = SpreadTransport.of_http(max_connections=max_connections,
-                                                proxy=environment_proxy(base_url))
+            transport = SpreadTransport.for_origin(base_url, max_connections=max_connections)
         self._client = httpx.AsyncClient(
             base_url=base_url.rstrip("/"), timeout=timeout, transport=transport,
             cookies=cookieless_jar())  # one client calls Meta for every tenant
