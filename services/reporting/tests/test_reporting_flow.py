@@ -73,6 +73,32 @@ async def test_events_published_together_are_each_recorded_and_announced(
     assert await db[EVENTS].count_documents({"message_id": mid}) == 2
 
 
+async def test_events_of_several_messages_published_together_are_each_recorded(
+        wire: Bus, db: AsyncDatabase[Document]) -> None:
+    # a dispatcher's ``StatusGroups`` sends the receipts and outcomes of several messages in one
+    a, b = await insert_message(db), await insert_message(db)
+    together = StatusEvents(events=[
+        event(Status.PROCESSING, message_id=a, seconds=1),
+        event(Status.SENT, message_id=a, provider_id="c-a", seconds=2),
+        event(Status.SENT, message_id=b, provider_id="c-b", seconds=2),
+        event(Status.DELIVERED, message_id=a, provider_id="c-a", seconds=3),
+        event(Status.FAILED, message_id=b, provider_id="c-b", seconds=4, error_code="UNDELIV"),
+    ])
+    await wire.publisher.publish(together, topology.status_key(Channel.SMS), message_id="group-1")
+    await eventually(has_timeline(db, a, 4))
+    await eventually(has_timeline(db, b, 3))
+    doc_a, doc_b = await message(db, a), await message(db, b)
+    assert (doc_a["status"], doc_a["provider_message_id"]) == ("DELIVERED", "c-a")
+    assert (doc_b["status"], doc_b["provider_message_id"], doc_b["error_code"]) == (
+        "FAILED", "c-b", "UNDELIV")
+
+    async def five_notes() -> bool:
+        return len(await wire.notes_for(a)) + len(await wire.notes_for(b)) >= 5
+    await eventually(five_notes)
+    assert sorted(n.event_id for n in [*await wire.notes_for(a), *await wire.notes_for(b)]) == sorted(
+        e.event_id for e in together.events)
+
+
 async def test_delivered_before_sent_keeps_delivered_and_records_both(
         wire: Bus, db: AsyncDatabase[Document]) -> None:
     mid = await insert_message(db)

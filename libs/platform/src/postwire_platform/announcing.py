@@ -32,6 +32,8 @@ import msgspec
 
 from postwire_contracts.messages import StatusEvent, StatusEvents
 
+from .batching import Coalescer
+
 
 class Publishing(Protocol):
     """What the announcer publishes through (``postwire_platform.broker.Publisher`` fits)."""
@@ -134,3 +136,76 @@ async def settle(task: asyncio.Future[Any]) -> None:
         await asyncio.wait({task})  # neither raises its error nor cancels it if we are cancelled
     if not task.cancelled():
         task.exception()  # retrieved: no "never retrieved" warning
+
+
+MESSAGE_ID_LIMIT = 200
+"""Longest AMQP ``message_id`` a group is given (the field is a short string, at most 255 bytes)."""
+
+
+class StatusGroups:
+    """Status events published while an earlier publish of the same routing key awaits its confirm
+    go out together, in order, as one ``StatusEvents``.
+
+    A dispatcher publishes each receipt and each message's PROCESSING and outcome with a confirm of
+    its own, and reporting consumes, acknowledges and records each AMQP message apart. When they come
+    faster than a confirm's round trip (a burst: receipts and outcomes of many messages at once) the
+    ones that queue behind a publish share the next one (``postwire_platform.batching.Coalescer``): an
+    idle dispatcher publishes at once as before, a busy one makes fewer, fuller publishes. Each caller
+    still waits for the confirm of the publish that carried its events and gets its error, so what it
+    did after a confirm (a receipt waits for its message's SENT) keeps its order. Events of one
+    message stay in the order they were published. Other messages (inbound events, delayed commands,
+    anything with headers) go straight through, and so does everything when ``group`` is off (a
+    rolling upgrade in which reporting, which reads ``StatusEvents``, goes first).
+    """
+
+    def __init__(self, sink: Any, *, group: bool = True, max_events: int = 100) -> None:
+        self._sink = sink
+        self._group = group
+        self._max_events = max_events
+        self._lanes: dict[str, Coalescer[tuple[StatusEvent | StatusEvents, str | None], None]] = {}
+
+    async def publish(self, message: msgspec.Struct, routing_key: str, *,
+                      message_id: str | None = None, headers: dict[str, Any] | None = None) -> None:
+        """Publish with a confirm (raise when it was not confirmed), in a group when it is a status
+        event or events without headers."""
+        if not self._group or headers or not isinstance(message, StatusEvent | StatusEvents):
+            await self._sink.publish(message, routing_key, message_id=message_id, headers=headers)
+            return
+        lane = self._lanes.get(routing_key)
+        if lane is None:
+            async def send(items: list[tuple[StatusEvent | StatusEvents, str | None]]) -> list[None]:
+                await self._send(routing_key, items)
+                return [None] * len(items)
+            # a publish holds at most ``max_events`` messages (a ``StatusEvents`` counts as one)
+            lane = self._lanes[routing_key] = Coalescer(send, max_batch=self._max_events,
+                                                        name=f"status-groups:{routing_key}")
+        await lane.submit((message, message_id))
+
+    async def delay(self, message: msgspec.Struct, target_queue: str, seconds: float, *,
+                    message_id: str | None = None, expiration: float | None = None) -> None:
+        """Delayed commands are not status events: straight through."""
+        if expiration is None:
+            await self._sink.delay(message, target_queue, seconds, message_id=message_id)
+        else:
+            await self._sink.delay(message, target_queue, seconds, message_id=message_id,
+                                   expiration=expiration)
+
+    async def _send(self, routing_key: str,
+                    items: list[tuple[StatusEvent | StatusEvents, str | None]]) -> None:
+        if len(items) == 1:
+            message, message_id = items[0]
+            await self._sink.publish(message, routing_key, message_id=message_id)
+            return
+        events = [e for message, _ in items
+                  for e in (message.events if isinstance(message, StatusEvents) else [message])]
+        await self._sink.publish(StatusEvents(events=events), routing_key,
+                                 message_id=group_id([e.event_id for e in events]))
+
+
+def group_id(event_ids: list[str]) -> str:
+    """The AMQP ``message_id`` of a group: its event ids joined, or, when that would be too long for
+    the field, the first and last with the count."""
+    joined = "+".join(event_ids)
+    if len(joined.encode()) <= MESSAGE_ID_LIMIT:
+        return joined
+    return f"{event_ids[0][:90]}+..+{event_ids[-1][:90]}({len(event_ids)})"

@@ -20,16 +20,20 @@ import msgspec
 from faststream.rabbit import RabbitBroker, RabbitQueue
 from faststream.rabbit.annotations import RabbitMessage
 
+from postwire_contracts.messages import StatusEvents
 from postwire_platform.broker import EXCHANGE, Publisher, make_broker
 
 
 class BusTap:
-    """Messages received per name, decoded, in arrival order."""
+    """Messages received per name, decoded, in arrival order (a ``StatusEvents``' events one by
+    one)."""
 
     def __init__(self, broker: RabbitBroker) -> None:
         self.broker = broker
         self.publisher = Publisher(broker)
         self.seen: dict[str, list[Any]] = {}
+        self.deliveries: dict[str, int] = {}
+        """AMQP messages received per name (a ``StatusEvents`` is one)."""
 
     def of(self, name: str, predicate: Callable[[Any], bool] | None = None) -> list[Any]:
         return [m for m in self.seen.get(name, []) if predicate is None or predicate(m)]
@@ -59,7 +63,12 @@ async def bus_tap(amqp_url: str,
         def collector(name: str = name,
                       decoder: msgspec.json.Decoder[Any] = decoder) -> Callable[..., Any]:
             async def collect(message: RabbitMessage) -> None:
-                tap.seen[name].append(decoder.decode(message.body))
+                decoded = decoder.decode(message.body)
+                tap.deliveries[name] = tap.deliveries.get(name, 0) + 1
+                # status events published together (a dispatcher's pair, ``StatusGroups``' groups)
+                # are seen one by one, as if each had come alone
+                tap.seen[name].extend(decoded.events if isinstance(decoded, StatusEvents)
+                                      else [decoded])
             return collect
 
         broker.subscriber(queue, EXCHANGE)(collector())

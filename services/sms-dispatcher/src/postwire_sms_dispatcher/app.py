@@ -21,6 +21,7 @@ from pymongo.errors import ConnectionFailure
 from postwire_contracts import topology
 from postwire_contracts.messages import SendSms
 from postwire_contracts.status import Channel
+from postwire_platform.announcing import StatusGroups
 from postwire_platform.broker import BrokerUnavailable, contract_body, work_queue
 from postwire_platform.clock import Clock, utcnow
 from postwire_platform.ids import new_id
@@ -93,9 +94,11 @@ def create_app(settings: SmsDispatcherSettings, *, carrier: SmsCarrier | None = 
         claims = Claims(rt.db[DISPATCHES], owner, settings.dispatch_lease_seconds)
         recent = RecentSubmits()
         opt_outs = OptOutLookups(rt.db[OPT_OUTS], Channel.SMS.value)
-        rt.extras["dispatcher"] = Dispatcher(claims, rt.publisher, carriers, config, now,
+        # receipts and outcomes published while another publish awaits its confirm share the next
+        sink = StatusGroups(rt.publisher, group=settings.sms_event_pairs)
+        rt.extras["dispatcher"] = Dispatcher(claims, sink, carriers, config, now,
                                              opt_outs=opt_outs, recent=recent)
-        deliveries.append(Deliveries(rt.db[DISPATCHES], rt.publisher, now, recent=recent))
+        deliveries.append(Deliveries(rt.db[DISPATCHES], sink, now, recent=recent))
         for route in smpp:
             route.start()
         rt.extras["smpp"] = smpp

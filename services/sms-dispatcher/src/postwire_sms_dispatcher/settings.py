@@ -38,7 +38,9 @@ class SmsDispatcherSettings(CommonSettings, frozen=True, kw_only=True):
     timeline write instead of two); a slower carrier gets PROCESSING on its own after this."""
     sms_event_pairs: bool = True
     """PROCESSING and the SENT or FAILED that came within the hold go out as one ``StatusEvents``
-    message (False: two messages, for a rolling upgrade whose reporting does not read it yet)."""
+    message, and so do the status events of several messages published while another publish
+    awaits its confirm (False: one message each, for a rolling upgrade whose reporting does not
+    read ``StatusEvents`` yet)."""
 
     def routing(self) -> RoutingTable:
         """``SMS_ROUTES``, or the single HTTP route of ``SMS_CARRIER_URL`` (none if that is empty)."""
