@@ -19,6 +19,7 @@ from postwire_contracts.messages import (
     StatusEvent,
     any_notification_decoder,
     event_decoder,
+    event_message_decoder,
 )
 from postwire_contracts.status import Status
 from postwire_platform.broker import BrokerUnavailable
@@ -71,7 +72,8 @@ def settings(amqp_url: str, mongodb_url: str, db_name: str, **kw: Any) -> Provid
 
 @pytest.fixture
 async def bus(amqp_url: str) -> AsyncIterator[BusTap]:
-    async with bus_tap(amqp_url, {"status": ("event.status.whatsapp", event_decoder),
+    # statuses of one notification may go out together (``STATUS_GROUPS``): the tap splits them
+    async with bus_tap(amqp_url, {"status": ("event.status.whatsapp", event_message_decoder),
                                   "inbound": ("event.inbound.whatsapp", event_decoder),
                                   "notify": ("notify.inbound.#", any_notification_decoder)}) as tap:
         yield tap
@@ -159,6 +161,29 @@ async def test_statuses_become_events_deduplicated_on_wamid_and_status(
     assert (bad.status, bad.error_code, bad.message_id) == (Status.FAILED, "131047", None)
     assert "More than 24 hours have passed" in (bad.error_reason or "")
     assert bad.detail["errors"][0]["code"] == 131047
+
+
+@pytest.mark.parametrize("grouped", [True, False])
+async def test_statuses_of_one_notification_share_amqp_messages_unless_switched_off(
+        amqp_url: str, mongodb_url: str, db_name: str, db: AsyncDatabase[Document],
+        bus: BusTap, grouped: bool) -> None:
+    app = create_app(settings(amqp_url, mongodb_url, db_name, status_groups=grouped,
+                              whatsapp_default_tenant_id="ten_default"))
+    payload = statuses(*(status(f"wamid.G{i}", state) for i in range(4)
+                         for state in ("sent", "delivered")))
+    async with AsyncTestClient(app) as c:
+        assert (await post(c, payload)).status_code == 200
+    events: list[StatusEvent] = await bus.wait("status", 8)
+    assert sorted(e.event_id for e in events) == sorted(
+        f"wa:wamid.G{i}:{state}" for i in range(4) for state in ("sent", "delivered"))
+    if grouped:
+        # all eight queue before the first publish starts, and go out in one, in Meta's order
+        assert bus.deliveries["status"] == 1
+        for i in range(4):
+            assert [e.provider_status for e in events
+                    if e.provider_message_id == f"wamid.G{i}"] == ["sent", "delivered"]
+    else:  # one message each (reporting moves a status forwards only, whatever the order)
+        assert bus.deliveries["status"] == 8
 
 
 async def test_stop_and_start_keep_the_conversation_and_the_opt_out(

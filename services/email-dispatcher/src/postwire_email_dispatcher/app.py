@@ -13,6 +13,7 @@ from pymongo.errors import ConnectionFailure
 
 from postwire_contracts import topology
 from postwire_contracts.messages import SendEmail
+from postwire_platform.announcing import StatusGroups
 from postwire_platform.broker import BrokerUnavailable, contract_body, work_queue
 from postwire_platform.clock import Clock, utcnow
 from postwire_platform.dns_resolver import make_resolver
@@ -83,7 +84,9 @@ def create_app(settings: Settings, *, live: EmailTransport | None = None,
         assert rt.publisher is not None
         claims = Claims(rt.db[EMAIL_DISPATCHES], owner, settings.dispatch_lease_seconds)
         keys = DomainKeys(rt.db[DOMAINS], keyring, ttl=settings.domain_cache_seconds, clock=now)
-        rt.extras["dispatcher"] = Dispatcher(claims, rt.publisher, transports, keys,
+        # outcomes published while another publish awaits its confirm share the next
+        sink = StatusGroups(rt.publisher, group=settings.email_event_pairs)
+        rt.extras["dispatcher"] = Dispatcher(claims, sink, transports, keys,
                                              Suppressions(rt.db[SUPPRESSIONS]), config, now)
         log.info("dispatcher ready", extra={"owner": owner, "live": transports.live.name})
 

@@ -31,6 +31,7 @@ from postwire_platform.mongo import CONVERSATIONS, MESSAGES, OPT_OUTS, SUPPRESSI
 from postwire_platform.service import Runtime, build_app, new_broker
 from postwire_sms.keywords import Keywords
 
+from . import publishing
 from .dlr import DlrBody, InvalidReceipt, normalise
 from .email_routes import email_routes
 from .inbound import decode_inbound
@@ -80,14 +81,16 @@ def create_app(settings: ProviderIngestSettings, *, clock: Clock | None = None) 
     """Build the app with the SMS DLR, provider status and inbound endpoints, the WhatsApp webhook and
     the inbound consumers."""
     runtime = Runtime(settings=settings, broker=new_broker(settings))
+    publishing.install(runtime, group=settings.status_groups)
     now = clock or utcnow
     keywords = settings.sms_keywords or Keywords()
 
     async def publish(message: StatusEvent | InboundEvent, routing_key: str) -> None:
-        if runtime.publisher is None:
+        statuses = publishing.sink(runtime)
+        if statuses is None:
             raise unavailable("message broker")
         try:
-            await runtime.publisher.publish(message, routing_key, message_id=message.event_id)
+            await statuses.publish(message, routing_key, message_id=message.event_id)
         except BrokerUnavailable as exc:
             log.warning("callback not published; the sender will retry", extra={
                 "event_id": message.event_id, "error": repr(exc)})

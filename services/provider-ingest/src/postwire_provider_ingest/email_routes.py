@@ -35,6 +35,7 @@ from postwire_platform.ids import new_id
 from postwire_platform.mongo import MESSAGES, SUPPRESSIONS
 from postwire_platform.service import Runtime
 
+from . import publishing
 from .email_feedback import Feedback, InvalidFeedback, from_json, from_report
 from .settings import ProviderIngestSettings
 
@@ -49,11 +50,12 @@ def email_routes(runtime: Runtime, settings: ProviderIngestSettings, now: Clock)
     """The email endpoints, bound to ``runtime``'s publisher and database."""
 
     async def publish(event: StatusEvent) -> None:
-        if runtime.publisher is None:
+        statuses = publishing.sink(runtime)
+        if statuses is None:
             raise unavailable("message broker")
         try:
-            await runtime.publisher.publish(event, topology.status_key(Channel.EMAIL),
-                                            message_id=event.event_id)
+            await statuses.publish(event, topology.status_key(Channel.EMAIL),
+                                   message_id=event.event_id)
         except BrokerUnavailable as exc:
             log.warning("email event not published", extra={"event_id": event.event_id,
                                                             "error": repr(exc)})

@@ -58,3 +58,7 @@ class ProviderIngestSettings(CommonSettings, frozen=True, kw_only=True):
     whatsapp_opt_in_keywords: list[str] = msgspec.field(default_factory=_opt_in)
     whatsapp_conversation_max_entries: Annotated[int, msgspec.Meta(ge=1)] = 1000
     """Inbound messages kept per conversation (the oldest go first)."""
+    status_groups: bool = True
+    """Status events of concurrent callbacks published while an earlier publish awaits its confirm
+    go out together as one ``StatusEvents`` (False: one message each, for a rolling upgrade whose
+    reporting does not read ``StatusEvents`` yet)."""

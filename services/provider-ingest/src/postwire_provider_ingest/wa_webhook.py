@@ -36,6 +36,7 @@ from postwire_platform.errors import ApiError, unavailable
 from postwire_platform.service import Runtime
 from postwire_whatsapp import webhooks
 
+from . import publishing
 from .settings import ProviderIngestSettings
 from .wa_conversations import Conversations
 from .wa_events import inbound_event, raw_envelope_decoder, status_event
@@ -196,7 +197,7 @@ async def _events(runtime: Runtime, raw: bytes, now: datetime) -> list[tuple[Eve
 
 
 async def _publish(runtime: Runtime, events: list[tuple[Event, str]]) -> None:
-    publisher = runtime.publisher
+    publisher = publishing.sink(runtime)
     if publisher is None:
         raise unavailable("message broker")
     results = await asyncio.gather(

@@ -14,6 +14,7 @@ from pymongo.errors import ConnectionFailure
 from postwire_contracts import topology
 from postwire_contracts.messages import SendWhatsApp
 from postwire_contracts.status import Channel
+from postwire_platform.announcing import StatusGroups
 from postwire_platform.broker import BrokerUnavailable, contract_body, work_queue
 from postwire_platform.clock import Clock, utcnow
 from postwire_platform.ids import new_id
@@ -81,7 +82,9 @@ def create_app(settings: Settings, *, client: WhatsAppClient | None = None,
         assert rt.publisher is not None
         claims = Claims(rt.db[WHATSAPP_DISPATCHES], owner, settings.dispatch_lease_seconds)
         lines = LineResolver(rt.db, keyring, platform, ttl=settings.whatsapp_line_cache_seconds)
-        rt.extras["dispatcher"] = Dispatcher(claims, rt.publisher, clients, lines,
+        # outcomes published while another publish awaits its confirm share the next
+        sink = StatusGroups(rt.publisher, group=settings.whatsapp_event_pairs)
+        rt.extras["dispatcher"] = Dispatcher(claims, sink, clients, lines,
                                              OptOutLookups(rt.db[OPT_OUTS], Channel.WHATSAPP.value),
                                              pacer, config, now)
         log.info("dispatcher ready", extra={
