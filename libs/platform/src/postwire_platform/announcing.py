@@ -182,13 +182,10 @@ class StatusGroups:
         await lane.submit((message, message_id))
 
     async def delay(self, message: msgspec.Struct, target_queue: str, seconds: float, *,
-                    message_id: str | None = None, expiration: float | None = None) -> None:
-        """Delayed commands are not status events: straight through."""
-        if expiration is None:
-            await self._sink.delay(message, target_queue, seconds, message_id=message_id)
-        else:
-            await self._sink.delay(message, target_queue, seconds, message_id=message_id,
-                                   expiration=expiration)
+                    message_id: str | None = None) -> None:
+        """Delayed commands are not status events: straight through (the dispatchers' sinks take
+        no ``expiration``)."""
+        await self._sink.delay(message, target_queue, seconds, message_id=message_id)
 
     async def _send(self, routing_key: str,
                     items: list[tuple[StatusEvent | StatusEvents, str | None]]) -> None:
